@@ -1,0 +1,25 @@
+# The two set-up commands of the README: `make run` (the main job) and `make test` (the tests).
+# Both create .venv and install the project with the pinned versions on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN_ARGS ?= --task all --trials 6 --max-epochs 4 --n-samples 3000
+
+.PHONY: setup run test clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,root]"
+	$(BIN)/python -c "import timm, torch; timm.create_model('vit_tiny_patch16_224', img_size=32, patch_size=8, in_chans=2, num_classes=1)(torch.zeros(1, 2, 32, 32))"
+	touch $@
+
+run: setup
+	$(BIN)/bench run $(RUN_ARGS)
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

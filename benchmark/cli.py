@@ -1,0 +1,293 @@
+"""The ``bench`` command line, built from command objects (one class per sub-command).
+
+Each command declares its arguments and turns the argparse namespace into typed values before calling
+into the library; errors meant for the user (:class:`BenchError`) become one line on stderr and exit
+code 2, with the traceback only under ``--debug``.
+"""
+from __future__ import annotations
+
+import abc
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.errors import BenchError
+
+
+class Command(abc.ABC):
+    name: str
+    help: str
+
+    @abc.abstractmethod
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    @abc.abstractmethod
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
+    return value
+
+
+def _task_names(args_task: str) -> list[str]:
+    from benchmark.tasks import get_task, list_tasks
+
+    return [t.name for t in list_tasks()] if args_task == "all" else [get_task(args_task).name]
+
+
+class TasksCommand(Command):
+    name, help = "tasks", "list the benchmark tasks"
+
+    def add_arguments(self, parser):
+        pass
+
+    def run(self, args):
+        from benchmark.tasks import list_tasks
+
+        rows = [("task", "image (C,H,W)", "label 0 / label 1", "metric", "reference")]
+        for t in list_tasks():
+            ref = ", ".join(f"{r.model} {r.metric} {r.value:g}" for r in t.references) or "-"
+            rows.append((t.name, "x".join(map(str, t.image_shape)), " / ".join(t.class_names),
+                         f"{t.primary_metric} ({t.direction})", ref))
+        print(_table(rows))
+        return 0
+
+
+class ModelsCommand(Command):
+    name, help = "models", "list the models and the tasks each supports"
+
+    def add_arguments(self, parser):
+        pass
+
+    def run(self, args):
+        from benchmark.models import list_models
+        from benchmark.tasks import list_tasks
+
+        tasks = ", ".join(t.name for t in list_tasks())
+        rows = [("model", "kind", "tasks", "config keys")]
+        rows += [(m.name, m.kind, tasks, ", ".join(m.default_config)) for m in list_models()]
+        print(_table(rows))
+        print("\nAlso: timm:<name> builds any timm image classifier at the task's resolution.")
+        return 0
+
+
+class DataInfoCommand(Command):
+    name, help = "info", "statistics of a task's data beside the reference numbers of DATA.md"
+
+    def add_arguments(self, parser):
+        parser.add_argument("task")
+        parser.add_argument("--source", choices=["synthetic", "real"], default="synthetic")
+        parser.add_argument("--n", type=positive_int, default=5000, help="samples to describe (default 5000)")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def run(self, args):
+        from benchmark import data
+        from benchmark.stats import describe, format_stats
+        from benchmark.tasks import RawBatch, get_task
+
+        task = get_task(args.task)
+        root = data.data_dir(args.data_dir)
+        t0 = time.perf_counter()
+        if args.source == "synthetic":
+            y = data.synthetic_labels(args.n, args.seed)
+            batch = _concat(list(data.synthetic_batches(task, y, args.seed)))
+            origin = f"synthetic (generator {task.generator_version}, seed {args.seed})"
+        else:
+            located = data.locate_real(task, root)
+            if located is None:
+                raise BenchError(data.missing_real_message(task, root))
+            reader = task.open_real(*located)
+            keep = np.sort(np.random.default_rng(args.seed).permutation(len(reader.y))[:args.n])
+            parts, start = [], 0
+            for b in reader.batches(data.CHUNK):  # stream the whole file, keep a random subset
+                sel = keep[(keep >= start) & (keep < start + len(b.X))] - start
+                parts.append(RawBatch(b.X[sel], b.aux[sel]))
+                start += len(b.X)
+            batch, y = _concat(parts), reader.y[keep]
+            origin = "real: " + ", ".join(str(p) for p in reader.files)
+        stats = describe(task, batch, y)
+        print(f"{task.name}: {task.description}")
+        print(f"source: {origin}; {len(y)} samples of {task.image_shape} in {time.perf_counter() - t0:.1f} s")
+        print(f"labels: 0 = {task.class_names[0]}, 1 = {task.class_names[1]} ({task.label_note})\n")
+        print(format_stats(stats, task.reference_stats))
+        return 0
+
+
+class DataFetchCommand(Command):
+    name, help = "fetch", "download a task's public files (verified by SHA-256)"
+
+    def add_arguments(self, parser):
+        parser.add_argument("task")
+        parser.add_argument("--mirror", help="base URL to download from instead of the origin")
+
+    def run(self, args):
+        from benchmark import data
+        from benchmark.fetch import fetch
+        from benchmark.tasks import get_task
+
+        for path in fetch(get_task(args.task), data.data_dir(args.data_dir), mirror=args.mirror):
+            print(f"ok  {path}")
+        return 0
+
+
+class DataGenerateCommand(Command):
+    name, help = "generate", "prepare synthetic splits of a task into the data directory"
+
+    def add_arguments(self, parser):
+        parser.add_argument("task")
+        parser.add_argument("--n", type=positive_int, default=None, help="samples (default: the task's)")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def run(self, args):
+        from benchmark import data
+        from benchmark.tasks import get_task
+
+        for name in _task_names(args.task):
+            t0 = time.perf_counter()
+            prepared = data.prepare(get_task(name), source=data.Source.SYNTHETIC, root=data.data_dir(args.data_dir),
+                                    seed=args.seed, n_samples=args.n, progress=True)
+            sizes = prepared.manifest["split_sizes"]
+            print(f"{name}: {sizes} in {time.perf_counter() - t0:.1f} s -> {prepared.path}")
+        return 0
+
+
+class RunCommand(Command):
+    name, help = "run", "Optuna searches under Ray Tune for every model on a task, then one test evaluation"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--task", required=True, help="a task name or 'all'")
+        parser.add_argument("--model", nargs="+", default=None, help="model names (default: all eight)")
+        parser.add_argument("--trials", type=positive_int, default=20, help="trials per model (default 20)")
+        parser.add_argument("--sampler", choices=["tpe", "random", "cmaes", "gp", "qmc"], default="tpe")
+        parser.add_argument("--scheduler", choices=["asha", "none"], default="asha",
+                            help="early stopping over epochs for neural models (default asha)")
+        parser.add_argument("--max-epochs", type=positive_int, default=10)
+        parser.add_argument("--cpus-per-trial", type=positive_float, default=1.0)
+        parser.add_argument("--gpus-per-trial", type=non_negative_float, default=0.0)
+        parser.add_argument("--concurrency", type=positive_int, default=None,
+                            help="trials at once (default: as many as the CPUs allow)")
+        parser.add_argument("--source", choices=["auto", "synthetic", "real"], default="auto")
+        parser.add_argument("--n-samples", type=positive_int, default=None, help="synthetic samples (default: the task's)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--name", default=None, help="run name (default: a timestamp)")
+        parser.add_argument("--resume", action="store_true", help="continue the run --name after an interruption")
+        parser.add_argument("--repeats", type=positive_int, default=1, help="retrain the best config with K seeds")
+        parser.add_argument("--space", action="append", default=[], metavar="[MODEL=]FILE",
+                            help="a search-space YAML file replacing the model's own")
+        parser.add_argument("--address", default=None, help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
+        parser.add_argument("--runs-dir", default="runs")
+        parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's logs")
+
+    def run(self, args):
+        from benchmark import data
+        from benchmark.models import get_model_class, list_models
+        from benchmark.runner import RunSpec, run
+
+        if args.resume and not args.name:
+            raise BenchError("--resume needs the --name of the run to continue")
+        models = tuple(args.model or [m.name for m in list_models()])
+        for m in models:
+            get_model_class(m)
+        spaces = {}
+        for item in args.space:
+            model, _, path = item.rpartition("=")
+            if not model and len(models) != 1:
+                raise BenchError(f"--space {item}: say which model it is for, as MODEL=FILE")
+            spaces[model or models[0]] = path
+        spec = RunSpec(tasks=tuple(_task_names(args.task)), models=models, trials=args.trials, sampler=args.sampler,
+                       scheduler=args.scheduler, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
+                       gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, source=args.source,
+                       n_samples=args.n_samples, seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
+                       resume=args.resume, repeats=args.repeats, address=args.address,
+                       data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
+                       verbose=args.verbose, argv=tuple(sys.argv))
+        try:
+            run_dir = run(spec)
+        except KeyboardInterrupt as e:
+            again = [a for a in sys.argv[1:] if a != "--resume"] + ([] if args.name else ["--name", spec.name])
+            print(f"\nbench: {e or 'interrupted'}; finished trials are kept. Continue with:\n"
+                  f"  bench {' '.join(again)} --resume", file=sys.stderr)
+            return 130
+        print(f"results: {run_dir}")
+        return 0
+
+
+def _concat(batches):
+    from benchmark.tasks import RawBatch
+
+    return RawBatch(np.concatenate([b.X for b in batches]), np.concatenate([b.aux for b in batches]))
+
+
+def _table(rows: list[tuple]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _commands() -> dict[str, Command | dict[str, Command]]:
+    cmds: dict[str, Command | dict[str, Command]] = {c.name: c for c in (RunCommand(), TasksCommand(), ModelsCommand())}
+    cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataFetchCommand(), DataGenerateCommand())}
+    return cmds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="data directory (default: $BENCH_DATA_DIR, else ~/.cache/hepbench)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = argparse.ArgumentParser(prog="bench", description="HPO benchmarks on particle-physics detector images")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, cmd in _commands().items():
+        if isinstance(cmd, dict):
+            group = sub.add_parser(name, help=f"{name} commands").add_subparsers(dest="subcommand", required=True)
+            for sub_name, sub_cmd in cmd.items():
+                p = group.add_parser(sub_name, help=sub_cmd.help, parents=[common])
+                sub_cmd.add_arguments(p)
+                p.set_defaults(handler=sub_cmd)
+        else:
+            p = sub.add_parser(name, help=cmd.help, parents=[common])
+            cmd.add_arguments(p)
+            p.set_defaults(handler=cmd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler.run(args)
+    except BenchError as e:
+        if args.debug:
+            raise
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""One interface for every model, neural or classical.
+
+A model is built from a task and a config whose keys match its search space
+(``search_spaces/<name>.yaml``), trains with ``fit(train, val, report=...)`` and scores with
+``score(data) -> (n,)`` float array, higher = more like label 1 (the signal class).
+
+``score`` takes a :class:`benchmark.data.SplitData` rather than bare images so that classical models
+can use the summary features prepared once with the data instead of recomputing them every trial.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from benchmark.data import SplitData
+    from benchmark.tasks import TaskSpec
+
+#: ``report(step, metrics)``: called after every epoch (once for models without epochs). ``metrics``
+#: always holds ``val_auc`` (the tuned metric); neural models add ``train_loss`` and ``val_loss``.
+ReportFn = Callable[[int, Mapping[str, float]], None]
+
+
+class Model(abc.ABC):
+    """Base class of all models.
+
+    Example:
+        >>> from benchmark.models import create_model
+        >>> from benchmark.tasks import get_task
+        >>> model = create_model("logreg", get_task("ee_gamma"), {"C": 1.0})
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "neural" or "classical"
+    default_config: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, task: TaskSpec, config: Mapping[str, Any], *, seed: int = 0,
+                 device: str = "cpu", threads: int | None = None) -> None:
+        self.task = task
+        self.config = dict(config)
+        self.seed = seed
+        self.device = device
+        self.threads = threads
+
+    @abc.abstractmethod
+    def fit(self, train: SplitData, val: SplitData, *, report: ReportFn | None = None) -> None:
+        """Train on ``train``; evaluate on ``val`` after every epoch and call ``report``."""
+
+    @abc.abstractmethod
+    def score(self, data: SplitData) -> np.ndarray:
+        """Return one float score per sample of ``data``, higher = more signal-like."""
+
+    def n_parameters(self) -> int:
+        """Number of trained parameters (0 when not meaningful)."""
+        return 0

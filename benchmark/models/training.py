@@ -1,0 +1,391 @@
+"""The one training loop shared by every neural model, and the base class built on it.
+
+A neural model supplies a network for the task's image shape (:meth:`NeuralModel.build_net`) and an
+:class:`Objective`: its training loss, the per-sample outputs it computes on validation data (column 0
+is the score, higher = more like label 1) and the metrics made from them. Everything else is here:
+
+* **Whole-array batching.** Each batch is a sorted slice of a seeded permutation, read straight from
+  the prepared (memory-mapped) arrays with one fancy index and ``torch.from_numpy``: no ``Dataset``, no
+  per-sample ``__getitem__``. On CUDA a split that fits (a quarter of the free memory) is copied to the
+  GPU once; otherwise each batch goes through pinned memory.
+* **Input standardisation.** Per-channel mean / std of (a sample of) the training rows are folded into
+  the network as fixed buffers (:class:`Standardize`), so every model sees unit-scale inputs whatever
+  the task's units, and ``score`` takes the prepared arrays as they are.
+* **Optimisation.** AdamW (no weight decay on biases, norms and timm's ``no_weight_decay`` names),
+  linear warm-up then cosine decay per step over ``epochs``, gradient-norm clipping; bf16 autocast and
+  channels-last on CUDA.
+* **Early stopping** on ``val_auc`` with ``patience``; the best epoch's weights are kept and restored.
+* ``report(epoch, metrics)`` after every epoch (epochs count from 1).
+* **Determinism.** ``torch.manual_seed(seed)`` before the network is built and a NumPy generator from
+  the same seed for the batch order: on CPU the same seed (and thread count) gives identical scores.
+* A NaN / inf loss raises :class:`DivergedError` naming the epoch, batch and learning rate.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.errors import ConfigError
+from benchmark.metrics import roc_auc
+from benchmark.models.base import Model, ReportFn
+
+if TYPE_CHECKING:
+    from benchmark.data import SplitData
+
+STATS_ELEMENTS = 1 << 23  # pixel values read to estimate the channel statistics (64 MB in float64)
+GPU_RESIDENT_FRACTION = 0.25  # a split is kept on the GPU when it needs at most this much free memory
+
+#: Training keys shared by every neural model (their YAML search-space names), with defaults.
+TRAIN_DEFAULTS: Mapping[str, Any] = {
+    "lr": 1e-3, "weight_decay": 1e-2, "batch_size": 128, "epochs": 30, "patience": 5,
+    "warmup_epochs": 1.0, "grad_clip": 1.0,
+}
+
+
+class DivergedError(RuntimeError):
+    """Training produced a NaN or inf loss (too high a learning rate, or NaN / inf in the inputs)."""
+
+
+# --- config checks (at the public edge: the model's constructor) ----------------------------------
+
+def number(kind: type, *, low: float | None = None, high: float | None = None,
+           open_low: bool = False) -> Callable[[Any], str | None]:
+    """A config rule: ``kind`` (int or float) within [low, high] (``(low, ...`` when ``open_low``)."""
+    def rule(value: Any) -> str | None:
+        ok_type = (isinstance(value, (int, np.integer)) if kind is int
+                   else isinstance(value, (int, float, np.integer, np.floating)))
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+            return f"must be {'an integer' if kind is int else 'a number'}"
+        if low is not None and (value <= low if open_low else value < low):
+            return f"must be {'>' if open_low else '>='} {low}"
+        if high is not None and value > high:
+            return f"must be <= {high}"
+        return None
+    return rule
+
+
+TRAIN_RULES: Mapping[str, Callable[[Any], str | None]] = {
+    "lr": number(float, low=0, open_low=True), "weight_decay": number(float, low=0),
+    "batch_size": number(int, low=1), "epochs": number(int, low=1), "patience": number(int, low=1),
+    "warmup_epochs": number(float, low=0), "grad_clip": number(float, low=0),
+    "label_smoothing": number(float, low=0, high=0.5), "dropout": number(float, low=0, high=0.99),
+    "width": number(int, low=1),
+}
+
+
+def check_config(model: str, config: Mapping[str, Any], rules: Mapping[str, Callable[[Any], str | None]]) -> None:
+    for key, rule in rules.items():
+        if key in config and (problem := rule(config[key])):
+            raise ConfigError(f"model {model!r}: config {key!r} {problem}, got {config[key]!r}")
+
+
+# --- the network wrapper and the batches ---------------------------------------------------------
+
+class Standardize(nn.Module):
+    """``net((x - mean) / std)`` with per-channel statistics stored as fixed buffers (saved with the
+    weights, never trained)."""
+
+    def __init__(self, net: nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def unstandardize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.standardize(x))
+
+
+def channel_stats(X: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over a random sample of ``rows`` (all of them when small enough).
+    A constant channel gets std 1 rather than a division by zero."""
+    per_sample = int(np.prod(X.shape[1:]))
+    m = min(len(rows), max(16, STATS_ELEMENTS // per_sample))
+    sample = np.asarray(X[np.sort(rng.choice(rows, size=m, replace=False))], dtype=np.float64)
+    mean, std = sample.mean(axis=(0, 2, 3)), sample.std(axis=(0, 2, 3))
+    std[~(std > 1e-8)] = 1.0  # also catches NaN; a NaN mean is left to fail loudly as a NaN loss
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class Feeder:
+    """Batches of rows ``rows`` of ``X`` (and labels ``y``) as tensors on ``device``.
+
+    ``shuffled(rng)`` cuts a permutation into ``ceil(n / batch_size)`` near-equal batches (every row
+    once per epoch, no tiny last batch for batch norm); ``ordered()`` walks the rows in order.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray | None, *, batch_size: int, device: torch.device,
+                 rows: np.ndarray | None = None) -> None:
+        self.X, self.batch_size, self.device = X, batch_size, device
+        self.rows = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=np.int64)
+        labels = np.zeros(len(self.rows)) if y is None else np.asarray(y)[self.rows]
+        self.y = torch.from_numpy(labels.astype(np.float32)).to(device)
+        self.on_gpu = None
+        if device.type == "cuda" and self._fits_on_gpu():
+            self.on_gpu = torch.empty((len(self.rows), *X.shape[1:]), dtype=torch.float32, device=device)
+            for start in range(0, len(self.rows), 4096):  # chunked: no full host copy
+                self.on_gpu[start:start + 4096] = self._read(self.rows[start:start + 4096])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def n_batches(self) -> int:
+        return max(1, math.ceil(len(self.rows) / self.batch_size))
+
+    def _fits_on_gpu(self) -> bool:
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return len(self.rows) * int(np.prod(self.X.shape[1:])) * 4 <= GPU_RESIDENT_FRACTION * free
+
+    def _read(self, idx: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(self.X[idx], dtype=np.float32))  # fancy index: a copy
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True)
+        return x
+
+    def _take(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.from_numpy(pos).to(self.device)
+        x = self.on_gpu[p] if self.on_gpu is not None else self._read(self.rows[pos])
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.y[p]
+
+    def shuffled(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for chunk in np.array_split(rng.permutation(len(self.rows)), self.n_batches()):
+            yield self._take(np.sort(chunk))
+
+    def ordered(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.rows), self.batch_size):
+            yield self._take(np.arange(start, min(start + self.batch_size, len(self.rows))))
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA, nothing on CPU (where bf16 is slower and would change the scores)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def predict(net: nn.Module, feeder: Feeder, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> np.ndarray:
+    """``fn(net, x)`` over all rows of ``feeder`` in order, in eval mode, as one float32 array."""
+    net.eval()
+    out = []
+    with torch.inference_mode(), autocast(feeder.device):
+        for x, _ in feeder.ordered():
+            out.append(fn(net, x).float())
+    return torch.cat(out).cpu().numpy()
+
+
+# --- objectives ----------------------------------------------------------------------------------
+
+class Objective(Protocol):
+    """What a model tells the loop: how to train, what to compute per validation sample, and which
+    metrics follow (``val_auc`` required). Column 0 of ``outputs`` is the model's score."""
+
+    def loss(self, net: Standardize, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+    def outputs(self, net: Standardize, x: torch.Tensor) -> torch.Tensor: ...
+
+    def metrics(self, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierObjective:
+    """Binary cross-entropy on one logit (labels smoothed towards 0.5); the score is the logit."""
+
+    label_smoothing: float = 0.0
+
+    def loss(self, net: Standardize, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        target = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return F.binary_cross_entropy_with_logits(net(x).float().view(-1), target)
+
+    def outputs(self, net: Standardize, x: torch.Tensor) -> torch.Tensor:
+        return net(x).view(-1, 1)
+
+    def metrics(self, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        s = outputs[:, 0].astype(np.float64)
+        bce = np.logaddexp(0.0, s) - y * s  # stable log(1 + e^s) - y s
+        return {"val_auc": roc_auc(y, s), "val_loss": float(bce.mean())}
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class TrainResult:
+    """What one ``fit`` did: per-epoch metrics (as reported), the best epoch, rows trained on, time."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    n_train: int
+    seconds: float
+
+    @property
+    def best_metrics(self) -> dict[str, float]:
+        return self.history[self.best_epoch - 1]
+
+
+def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW; biases, norm weights and the inner model's ``no_weight_decay()`` names are not decayed."""
+    inner = net.net if isinstance(net, Standardize) else net
+    skip = {f"net.{n}" for n in (inner.no_weight_decay() if hasattr(inner, "no_weight_decay") else ())}
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, fused=next(net.parameters()).is_cuda)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int):
+    """Linear warm-up to the base learning rate, then cosine decay to zero at ``total_steps``."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _diverged(epoch: int, batch: int, loss: float, optimizer: torch.optim.Optimizer, base_lr: float) -> DivergedError:
+    lr = optimizer.param_groups[0]["lr"]
+    return DivergedError(f"training diverged: loss is {loss} at epoch {epoch}, batch {batch} "
+                         f"(learning rate {lr:.3g}, config lr {base_lr:.3g}); lower lr or check the "
+                         "inputs for NaN / inf")
+
+
+def train_epoch(net: Standardize, objective: Objective, feeder: Feeder, optimizer, scheduler, *,
+                rng: np.random.Generator, grad_clip: float, epoch: int, base_lr: float) -> float:
+    """One pass over the training rows; returns the mean batch loss. On CPU every loss is checked at
+    once; on CUDA the losses stay on the GPU (no sync per batch) and are checked at the end of the epoch."""
+    net.train()
+    losses = []
+    for batch, (x, y) in enumerate(feeder.shuffled(rng), 1):
+        with autocast(feeder.device):
+            loss = objective.loss(net, x, y)
+        if feeder.device.type != "cuda" and not math.isfinite(value := loss.item()):
+            raise _diverged(epoch, batch, value, optimizer, base_lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.detach())
+    stacked = torch.stack(losses).float().cpu()
+    bad = ~torch.isfinite(stacked)
+    if bad.any():
+        first = int(bad.nonzero()[0, 0])
+        raise _diverged(epoch, first + 1, float(stacked[first]), optimizer, base_lr)
+    return float(stacked.mean())
+
+
+def evaluate(net: Standardize, objective: Objective, feeder: Feeder, *, epoch: int) -> dict[str, float]:
+    outputs = predict(net, feeder, objective.outputs)
+    if not np.isfinite(outputs).all():
+        raise DivergedError(f"training diverged: non-finite validation outputs after epoch {epoch}")
+    return objective.metrics(outputs, feeder.y.cpu().numpy())
+
+
+def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: SplitData, *,
+             config: Mapping[str, Any], device: torch.device, rng: np.random.Generator,
+             report: ReportFn | None = None, rows: np.ndarray | None = None) -> TrainResult:
+    """Train ``net`` on ``rows`` of ``train`` (all rows when None), validating on all of ``val`` after
+    every epoch; stop after ``patience`` epochs without a better ``val_auc``; restore the best epoch."""
+    start = time.perf_counter()
+    bs = int(config["batch_size"])
+    train_feed = Feeder(train.X, train.y, batch_size=bs, device=device, rows=rows)
+    val_feed = Feeder(val.X, val.y, batch_size=bs, device=device)
+    optimizer = make_optimizer(net, config["lr"], config["weight_decay"])
+    steps = train_feed.n_batches()
+    scheduler = warmup_cosine(optimizer, warmup_steps=round(config["warmup_epochs"] * steps),
+                              total_steps=config["epochs"] * steps)
+    history: list[dict[str, float]] = []
+    best_epoch, best_auc, best_state = 0, -math.inf, None
+    for epoch in range(1, int(config["epochs"]) + 1):
+        train_loss = train_epoch(net, objective, train_feed, optimizer, scheduler, rng=rng,
+                                 grad_clip=config["grad_clip"], epoch=epoch, base_lr=config["lr"])
+        metrics = {**evaluate(net, objective, val_feed, epoch=epoch), "train_loss": train_loss}
+        history.append(metrics)
+        if metrics["val_auc"] > best_auc:
+            best_epoch, best_auc = epoch, metrics["val_auc"]
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if report is not None:
+            report(epoch, metrics)
+        if epoch - best_epoch >= int(config["patience"]):
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    return TrainResult(history, best_epoch, len(train_feed), time.perf_counter() - start)
+
+
+# --- the base class of the neural models ---------------------------------------------------------
+
+class NeuralModel(Model):
+    """A :class:`Model` trained by :func:`fit_loop`. Subclasses set ``name``, ``default_config`` (the
+    keys of :data:`TRAIN_DEFAULTS` plus their own), ``rules`` for their own keys, and implement
+    :meth:`build_net`; they may override :meth:`objective` and :meth:`train_rows`."""
+
+    kind = "neural"
+    rules: Mapping[str, Callable[[Any], str | None]] = {}
+
+    def __init__(self, task, config, *, seed: int = 0, device: str = "cpu", threads: int | None = None) -> None:
+        super().__init__(task, config, seed=seed, device=device, threads=threads)
+        check_config(self.name, self.config, {**TRAIN_RULES, **self.rules})
+        self.net: Standardize | None = None
+        self.result: TrainResult | None = None
+
+    @abc.abstractmethod
+    def build_net(self) -> nn.Module:
+        """The network for ``self.task.image_shape``, taking standardised ``(n, C, H, W)`` images."""
+
+    def objective(self) -> Objective:
+        return ClassifierObjective(self.config.get("label_smoothing", 0.0))
+
+    def train_rows(self, train: SplitData) -> np.ndarray | None:
+        """Rows of the training split to train on (None = all)."""
+        return None
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+    def fit(self, train: SplitData, val: SplitData, *, report: ReportFn | None = None) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        device = self.torch_device
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        rng = np.random.default_rng(self.seed)
+        rows = self.train_rows(train)
+        mean, std = channel_stats(train.X, np.arange(len(train)) if rows is None else rows, rng)
+        torch.manual_seed(self.seed)
+        net = Standardize(self.build_net(), mean, std).to(device)
+        if device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net
+        self.result = fit_loop(net, self.objective(), train, val, config=self.config, device=device,
+                               rng=rng, report=report, rows=rows)
+
+    def _predict(self, X: np.ndarray, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> np.ndarray:
+        if self.net is None:
+            raise RuntimeError(f"model {self.name!r} is not fitted: call fit() first")
+        feeder = Feeder(X, None, batch_size=int(self.config["batch_size"]), device=self.torch_device)
+        return predict(self.net, feeder, fn)
+
+    def score(self, data: SplitData) -> np.ndarray:
+        return self._predict(data.X, self.objective().outputs)[:, 0].astype(np.float64)
+
+    def n_parameters(self) -> int:
+        net = self.net if self.net is not None else self.build_net()
+        return sum(p.numel() for p in net.parameters() if p.requires_grad)

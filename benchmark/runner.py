@@ -1,0 +1,453 @@
+"""The Ray Tune runner: one Optuna search per (task, model), then one evaluation of the best on test.
+
+This is the only module that imports Ray. Layout of a run directory::
+
+    runs/<name>/run.json                       command, versions, hardware, spec (every invocation)
+    runs/<name>/<task>/<model>/optuna.db       the Optuna study (open it with optuna-dashboard)
+                              /tune/           Ray Tune's experiment state (what --resume restores)
+                              /trials.json     every trial: config, per-epoch curve, status, time, node
+                              /result.json     best config, validation metric, test metrics (+ repeats)
+                              /roc.npz         test labels and scores of the best config (first seed)
+                              /recon.npz       VAEs: a few test images and their reconstructions
+
+Trials read the prepared, memory-mapped splits from the node's data directory (``prepare`` reuses the
+cache, and builds it once on a node that lacks it), so data is shared by the page cache, not copied.
+The best trial is retrained with its config and seed (bit-identical on CPU) and K-1 more seeds for
+``--repeats``, in a Ray task with the trial's resources: the test split is touched only there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark import data
+from benchmark.errors import BenchError
+
+METRIC = "best_val_auc"  # running maximum of val_auc: the models keep their best-epoch weights
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """A typed ``bench run``: built from the command line in ``benchmark.cli``, trusted here."""
+
+    tasks: tuple[str, ...]
+    models: tuple[str, ...]
+    trials: int = 20
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    max_epochs: int = 10
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    concurrency: int | None = None
+    source: str = "auto"
+    n_samples: int | None = None
+    seed: int = 0
+    name: str = ""
+    resume: bool = False
+    repeats: int = 1
+    address: str | None = None
+    data_root: Path = Path(".")
+    runs_dir: Path = Path("runs")
+    spaces: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    verbose: bool = False
+    argv: tuple[str, ...] = ()
+
+
+def make_sampler(name: str, seed: int):
+    import optuna
+
+    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+                "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+                "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+                "qmc": lambda: optuna.samplers.QMCSampler(seed=seed)}
+    return samplers[name]()
+
+
+def resolve_source(task, spec: RunSpec) -> data.Source:
+    if spec.source == "real":
+        return data.Source.REAL
+    if spec.source == "auto" and data.locate_real(task, spec.data_root) is not None:
+        return data.Source.REAL
+    if spec.source == "auto":
+        print(f"NOTE {task.name}: no real files in {data.raw_dir(task, spec.data_root)}: using SYNTHETIC data "
+              f"(`bench data fetch {task.name}` or --source real for the real set)", file=sys.stderr)
+    return data.Source.SYNTHETIC
+
+
+def run(spec: RunSpec) -> Path:
+    """Run every (task, model) search of ``spec``; returns the run directory."""
+    from benchmark.models import get_model_class
+    from benchmark.search_space import load_space
+    from benchmark.tasks import get_task
+
+    run_dir = (spec.runs_dir / spec.name).resolve()
+    if spec.resume and not (run_dir / "run.json").is_file():
+        raise BenchError(f"--resume: no run named {spec.name!r} in {spec.runs_dir}")
+    if not spec.resume and run_dir.exists():
+        raise BenchError(f"run directory {run_dir} exists: pass --resume to continue it, or another --name")
+    # validate everything before starting Ray, so bad input fails in a second, not after start-up
+    tasks = [get_task(t) for t in spec.tasks]
+    spaces = {m: load_space(m, spec.spaces.get(m), known_keys=get_model_class(m).default_config) for m in spec.models}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _record_invocation(run_dir, spec)
+    _init_ray(spec)
+    for task in tasks:
+        source = resolve_source(task, spec)
+        prep = dict(task_name=task.name, source=source.value, root=str(spec.data_root), seed=spec.seed,
+                    n_samples=spec.n_samples)
+        prepared = _prepare(**prep, progress=True)
+        for model in spec.models:
+            study_dir = run_dir / task.name / model.replace(":", "_")
+            if (study_dir / "result.json").is_file():
+                print(f"{task.name} / {model}: already finished, kept", file=sys.stderr)
+                continue
+            _search(spec, task, model, spaces[model], prepared, prep, study_dir)
+    return run_dir
+
+
+def _prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int | None, progress: bool = False):
+    """Prepare (or reuse) the splits on this node; a file lock keeps concurrent trials from racing."""
+    from filelock import FileLock
+
+    from benchmark.tasks import get_task
+
+    root_path = Path(root)
+    lock_dir = root_path / "prepared"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / f".{task_name}.lock")):
+        return data.prepare(get_task(task_name), source=data.Source(source), root=root_path, seed=seed,
+                            n_samples=n_samples, progress=progress)
+
+
+def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path) -> None:
+    import functools
+
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from benchmark.models import get_model_class
+
+    neural = get_model_class(model).kind == "neural"
+    if neural and "epochs" in space.names():
+        space = space.with_fixed(epochs=spec.max_epochs)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.INFO if spec.verbose else optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'optuna.db'}")
+    scheduler = _PruneTracker.make(study_dir, spec, neural)
+    trainable = tune.with_resources(
+        functools.partial(_trial, model_name=model, prep=prep, seed=spec.seed),
+        {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
+    progress = _Progress(f"{task.name} / {model}", spec.trials, scheduler, study_dir / "curves.jsonl")
+    tune_dir = study_dir / "tune"
+    if spec.resume and tune.Tuner.can_restore(str(tune_dir)):
+        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+        tuner._local_tuner._run_config.callbacks = [progress]  # Ray restores pickled callbacks with stale state
+    else:
+        searcher = OptunaSearch(space=space.suggest, metric=METRIC, mode="max", sampler=make_sampler(spec.sampler, spec.seed),
+                                study_name=f"{task.name}-{model}", storage=storage)
+        concurrency = spec.concurrency or max(1, int(_cluster_cpus() // max(spec.cpus_per_trial, 1e-9)))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.trials,
+                                        max_concurrent_trials=concurrency, reuse_actors=True),
+            run_config=tune.RunConfig(name="tune", storage_path=str(study_dir), verbose=1 if spec.verbose else 0,
+                                      callbacks=[progress], failure_config=tune.FailureConfig(max_failures=0),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    results = tuner.fit()
+    progress.close()
+    if results.num_terminated + results.num_errors < spec.trials:  # Ray returns normally on Ctrl-C
+        raise KeyboardInterrupt(f"{task.name} / {model} interrupted after "
+                                f"{results.num_terminated + results.num_errors} of {spec.trials} trials")
+    trials = _trial_records(results, scheduler.pruned_ids(), _read_curves(study_dir / "curves.jsonl"))
+    _write_json(study_dir / "trials.json", trials)
+    done = [t for t in trials if t["status"] in ("completed", "pruned") and t["best_val_auc"] is not None]
+    if not done:
+        reasons = {t["error"] for t in trials if t["error"]}
+        raise BenchError(f"{task.name} / {model}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
+                         f"see {study_dir / 'trials.json'}")
+    best = max(done, key=lambda t: t["best_val_auc"])
+    print(f"{task.name} / {model}: best val AUC {best['best_val_auc']:.4f} ({len(done)} trials); "
+          f"evaluating on test ({spec.repeats} seed(s))", file=sys.stderr)
+    final = _final_evaluation(spec, model, best["config"], prep)
+    np.savez_compressed(study_dir / "roc.npz", **final.pop("roc"))
+    if "recon" in final:
+        np.savez_compressed(study_dir / "recon.npz", **final.pop("recon"))
+    counts = {s: sum(t["status"] == s for t in trials) for s in ("completed", "pruned", "failed")}
+    result = {"task": task.name, "model": model, "source": prepared.manifest["source"],
+              "data": {k: prepared.manifest.get(k) for k in ("files", "generator_version", "n_samples", "seed",
+                                                              "split_sizes")},
+              "sampler": spec.sampler, "scheduler": spec.scheduler if neural else "none", "seed": spec.seed,
+              "trials": counts, "best_trial": best["trial_id"], "best_config": best["config"],
+              "val_auc": best["best_val_auc"],
+              "search_wall_s": sum(t["wall_s"] or 0 for t in trials), **final}
+    _write_json(study_dir / "result.json", result)
+
+
+def _trial(config: dict, *, model_name: str, prep: dict, seed: int) -> None:
+    """One Tune trial: build the model from its config, train, report every epoch."""
+    import ray
+    from ray import tune
+
+    from benchmark.models import create_model
+
+    prepared = _prepare(**prep)
+    train, val = prepared.split(data.Split.TRAIN), prepared.split(data.Split.VAL)
+    resources = tune.get_context().get_trial_resources().required_resources
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    model = create_model(model_name, prepared.task, config, seed=seed, device=device,
+                         threads=max(1, int(resources.get("CPU", 1))))
+    node = ray.get_runtime_context().get_node_id()
+    best = -math.inf
+
+    def report(epoch: int, metrics: Mapping[str, float]) -> None:
+        nonlocal best
+        best = max(best, float(metrics["val_auc"]))
+        tune.report({**metrics, "epoch": epoch, METRIC: best, "node_id": node})
+
+    model.fit(train, val, report=report)
+
+
+def _final_evaluation(spec: RunSpec, model: str, config: dict, prep: dict) -> dict:
+    import ray
+
+    task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(_evaluate_on_test)
+    return ray.get(task_fn.remote(model, config, prep, [spec.seed + i for i in range(spec.repeats)]))
+
+
+def _evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]) -> dict:
+    """Retrain ``config`` with each seed on train (val for early stopping) and score the test split once."""
+    import ray
+
+    from benchmark import metrics
+    from benchmark.models import create_model
+
+    prepared = _prepare(**prep)
+    train, val, test = (prepared.split(s) for s in data.Split)
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+    runs, out = [], {}
+    for i, seed in enumerate(seeds):
+        t0 = time.perf_counter()
+        model = create_model(model_name, prepared.task, config, seed=seed, device=device, threads=threads)
+        model.fit(train, val)
+        threshold = metrics.threshold_at_best_accuracy(np.asarray(val.y), model.score(val))
+        scores = model.score(test)
+        m = metrics.evaluate(np.asarray(test.y), scores, seed=seed, threshold=threshold)
+        runs.append({"seed": seed, "train_s": time.perf_counter() - t0, **m})
+        if i == 0:
+            out["roc"] = {"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)}
+            out["n_parameters"] = model.n_parameters()
+            if hasattr(model, "reconstruct"):
+                pick = np.concatenate([np.flatnonzero(test.y == c)[:4] for c in (0, 1)])
+                images = np.asarray(test.X[np.sort(pick)])
+                out["recon"] = {"original": images, "reconstructed": model.reconstruct(images),
+                                "y": np.asarray(test.y[np.sort(pick)])}
+    aucs = np.array([r["auc"] for r in runs])
+    out["test"] = {**runs[0], "auc_mean": float(aucs.mean()), "auc_std": float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0,
+                   "repeats": runs}
+    return out
+
+
+_CURVE_KEYS = ("epoch", "val_auc", "train_loss", "val_loss", "val_recon", "val_kl", "time_this_iter_s")
+
+
+def _read_curves(path: Path) -> dict[str, list[dict]]:
+    curves: dict[str, dict[int, dict]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: the epoch is reported again on resume
+                continue
+            curves.setdefault(rec.pop("trial_id"), {})[rec["epoch"]] = rec  # a re-run epoch replaces the old
+    return {t: [c[e] for e in sorted(c)] for t, c in curves.items()}
+
+
+def _trial_records(results, pruned: set[str], curves: dict[str, list[dict]]) -> list[dict]:
+    trials = []
+    for r in results:
+        m = r.metrics or {}
+        trial_id = m.get("trial_id") or Path(r.path).name
+        curve = curves.get(trial_id, [])
+        status = "failed" if r.error else ("pruned" if trial_id in pruned else "completed")
+        trials.append({"trial_id": trial_id, "status": status, "config": r.config,
+                       "best_val_auc": m.get(METRIC), "epochs": m.get("training_iteration"),
+                       "wall_s": m.get("time_total_s"), "node_id": m.get("node_id"), "hostname": m.get("hostname"),
+                       "error": _one_line(r.error) if r.error else None, "curve": curve})
+    return sorted(trials, key=lambda t: t["trial_id"])
+
+
+def _one_line(error: BaseException) -> str:
+    cause = error
+    while getattr(cause, "cause", None) is not None:  # Ray wraps the trial's own exception
+        cause = cause.cause
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:300]
+
+
+class _PruneTracker:
+    """ASHA for neural models (FIFO otherwise) that remembers which trials it stopped early."""
+
+    @staticmethod
+    def make(study_dir: Path, spec: RunSpec, neural: bool):
+        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+        base = ASHAScheduler if neural and spec.scheduler == "asha" else FIFOScheduler
+        path = study_dir / "pruned.json"
+
+        class Tracker(base):
+            def on_trial_result(self, tune_controller, trial, result):
+                decision = super().on_trial_result(tune_controller, trial, result)
+                if decision == "STOP" and result.get("epoch", 0) < spec.max_epochs:
+                    ids = self.pruned_ids() | {trial.trial_id}
+                    _write_json(path, sorted(ids))
+                return decision
+
+            def pruned_ids(self) -> set[str]:
+                return set(json.loads(path.read_text())) if path.is_file() else set()
+
+        if base is ASHAScheduler:
+            return Tracker(time_attr="training_iteration", metric=METRIC, mode="max", max_t=spec.max_epochs,
+                           grace_period=1, reduction_factor=3)
+        return Tracker()
+
+
+class _Progress:
+    """A live status line instead of Ray's tables: trials done / total, running, pruned, failed, best, ETA."""
+
+    def __new__(cls, label: str, total: int, scheduler, curves_path: Path):
+        from ray.tune import Callback
+
+        class Progress(Callback):
+            def __init__(self):
+                self.t0, self.last_print, self.tty = time.time(), 0.0, sys.stderr.isatty()
+                self.done: set[str] = set()  # Ray calls on_trial_complete before it sets the status
+                self.failed: set[str] = set()
+
+            def _show(self, trials, force=False):
+                now = time.time()
+                if not force and not self.tty and now - self.last_print < 15:
+                    return
+                self.last_print = now
+                done = len(self.done | {t.trial_id for t in trials if t.status == "TERMINATED"})
+                failed = len(self.failed | {t.trial_id for t in trials if t.status == "ERROR"})
+                running = sum(t.status == "RUNNING" and t.trial_id not in self.done | self.failed for t in trials)
+                pruned = len(scheduler.pruned_ids())
+                best = max((t.last_result[METRIC] for t in trials if METRIC in (t.last_result or {})), default=None)
+                elapsed = now - self.t0
+                finished = done + failed
+                eta = elapsed / finished * (total - finished) if finished else float("nan")
+                line = (f"{label}: {finished}/{total} trials | running {running} | pruned {pruned} | failed {failed} "
+                        f"| best val AUC {'-' if best is None else f'{best:.4f}'} | {_hms(elapsed)} elapsed, ETA {_hms(eta)}")
+                print(("\r" + line.ljust(120)) if self.tty else line, end="" if self.tty else "\n",
+                      file=sys.stderr, flush=True)
+
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                record = {"trial_id": trial.trial_id, **{k: result[k] for k in _CURVE_KEYS if k in result}}
+                with open(curves_path, "a") as f:  # one short line per epoch: append is enough
+                    f.write(json.dumps(record) + "\n")
+                self._show(trials)
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                self.done.add(trial.trial_id)
+                self._show(trials, force=True)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                self.failed.add(trial.trial_id)
+                self._show(trials, force=True)
+
+            def close(self):
+                if self.tty:
+                    print(file=sys.stderr)
+
+        return Progress()
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _cluster_cpus() -> float:
+    import ray
+
+    return ray.cluster_resources().get("CPU", 1)
+
+
+def _init_ray(spec: RunSpec) -> None:
+    import logging
+
+    import ray
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our own records replace Ray's loggers
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+    if ray.is_initialized():
+        return
+    quiet = logging.INFO if spec.verbose else logging.ERROR
+    if spec.address:
+        ray.init(address=spec.address, logging_level=quiet, log_to_driver=spec.verbose)
+        return
+    ray.init(num_cpus=os.cpu_count(), num_gpus=_local_gpus(), include_dashboard=False, logging_level=quiet,
+             log_to_driver=spec.verbose, configure_logging=True)
+
+
+def _local_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no usable CUDA runtime: a CPU machine
+        return 0
+
+
+def _record_invocation(run_dir: Path, spec: RunSpec) -> None:
+    import importlib.metadata as md
+
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text()) if path.is_file() else {"name": spec.name, "invocations": []}
+    versions = {}
+    for pkg in ("hepbench", "numpy", "torch", "timm", "ray", "optuna", "scikit-learn", "xgboost"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    spec_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(spec).items()}
+    record["invocations"].append({
+        "argv": list(spec.argv), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "spec": spec_dict,
+        "versions": versions, "python": sys.version.split()[0],
+        "hardware": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                     "gpus": _local_gpus(), "platform": platform.platform()}})
+    _write_json(path, record)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

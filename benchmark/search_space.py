@@ -1,0 +1,169 @@
+"""Search spaces: one YAML file per model, turned into an Optuna define-by-run function.
+
+Each top-level key is a config key of the model; its value is one of::
+
+    lr:         {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+    width:      {type: int, low: 8, high: 64, step: 8}        # or log: true
+    batch_size: {type: categorical, choices: [64, 128, 256]}
+    epochs:     {type: fixed, value: 20}
+    gamma:      {type: float, low: 1.0e-3, high: 1.0, log: true, when: {kernel: [rbf_approx]}}
+
+``when`` makes a parameter conditional: it exists only when every named earlier parameter takes one of
+the listed values. Files are validated once, here, with errors that name the file, the key and the
+reason; the returned :class:`SearchSpace` is trusted afterwards.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.errors import ConfigError
+
+SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+_FIELDS = {
+    "float": {"type", "low", "high", "log", "step", "when"},
+    "int": {"type", "low", "high", "log", "step", "when"},
+    "categorical": {"type", "choices", "when"},
+    "fixed": {"type", "value", "when"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple = ()
+    value: Any = None
+    when: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space. ``suggest(trial)`` is the define-by-run function for Optuna.
+
+    Example:
+        >>> space = load_space("logreg")
+        >>> sorted(space.names()) == sorted(space.params_by_name())
+        True
+    """
+
+    path: Path
+    params: tuple[Param, ...]
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def params_by_name(self) -> dict[str, Param]:
+        return {p.name: p for p in self.params}
+
+    def with_fixed(self, **values: Any) -> SearchSpace:
+        """Override parameters with fixed values (e.g. ``epochs`` from ``--max-epochs``)."""
+        params = tuple(dataclasses.replace(p, type="fixed", value=values[p.name]) if p.name in values else p
+                       for p in self.params)
+        return dataclasses.replace(self, params=params)
+
+    def suggest(self, trial) -> dict[str, Any]:
+        """Sample a config from an ``optuna.Trial``; returns the fixed values (Ray's convention)."""
+        config: dict[str, Any] = {}
+        fixed: dict[str, Any] = {}
+        for p in self.params:
+            if any(config.get(k, fixed.get(k)) not in allowed for k, allowed in p.when.items()):
+                continue
+            if p.type == "float":
+                config[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log, step=p.step)
+            elif p.type == "int":
+                config[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
+            elif p.type == "categorical":
+                config[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+            else:
+                fixed[p.name] = p.value
+        return fixed
+
+
+def space_path(model: str) -> Path:
+    return SPACES_DIR / f"{model.split(':', 1)[0]}.yaml"
+
+
+def load_space(model: str, path: str | Path | None = None, *, known_keys=None) -> SearchSpace:
+    """Load and validate the space of ``model`` (or the file ``path``). ``known_keys``: the model's
+    config keys; every parameter must be one of them."""
+    path = Path(path) if path else space_path(model)
+    if not path.is_file():
+        raise ConfigError(f"{path}: search-space file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: YAML syntax error{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: expected a mapping of parameter names to specs, got {type(raw).__name__}")
+    params: list[Param] = []
+    for name, spec in raw.items():
+        params.append(_param(path, str(name), spec, params, known_keys))
+    return SearchSpace(path, tuple(params))
+
+
+def _param(path: Path, name: str, spec: Any, earlier: list[Param], known_keys) -> Param:
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(f"{path}: {name}: {reason}")
+
+    if known_keys is not None and name not in known_keys:
+        raise bad(f"unknown key (the model's config keys are {sorted(known_keys)})")
+    if not isinstance(spec, dict):
+        raise bad(f"expected a mapping with a 'type', got {spec!r}")
+    kind = spec.get("type")
+    if kind not in _FIELDS:
+        raise bad(f"type must be one of {sorted(_FIELDS)}, got {kind!r}")
+    extra = set(spec) - _FIELDS[kind]
+    if extra:
+        raise bad(f"unknown field(s) {sorted(extra)} for type {kind}")
+    when = _when(spec.get("when", {}), earlier, bad)
+    if kind == "fixed":
+        if "value" not in spec:
+            raise bad("fixed parameter needs a 'value'")
+        return Param(name, kind, value=spec["value"], when=when)
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise bad("categorical parameter needs a non-empty list of 'choices'")
+        if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+            raise bad("choices must be numbers, strings, booleans or null")
+        return Param(name, kind, choices=tuple(choices), when=when)
+    low, high, log, step = spec.get("low"), spec.get("high"), spec.get("log", False), spec.get("step")
+    for field, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(f"'{field}' must be a number, got {v!r}")
+        if kind == "int" and not float(v).is_integer():
+            raise bad(f"'{field}' must be an integer for an int parameter, got {v!r}")
+    if low > high:
+        raise bad(f"low ({low}) is greater than high ({high})")
+    if not isinstance(log, bool):
+        raise bad(f"'log' must be true or false, got {log!r}")
+    if log and low <= 0:
+        raise bad(f"log scale needs low > 0, got {low}")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
+        raise bad(f"'step' must be a positive number, got {step!r}")
+    if step is not None and log:
+        raise bad("'step' and 'log' cannot be combined")
+    return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _when(when: Any, earlier: list[Param], bad) -> dict[str, tuple]:
+    if not isinstance(when, dict):
+        raise bad(f"'when' must map earlier parameter names to allowed values, got {when!r}")
+    names = {p.name for p in earlier}
+    out = {}
+    for key, allowed in when.items():
+        if key not in names:
+            raise bad(f"'when' refers to {key!r}, which is not a parameter defined above it")
+        out[key] = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+    return out

@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny task spec, so data-layer tests do not depend on any real task module."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.errors import DataError
+from benchmark.tasks.base import FileSet, RawBatch, RealFile, TaskSpec, check_labels
+
+
+class _NpyReader:
+    def __init__(self, path: Path):
+        try:
+            data = np.load(path, allow_pickle=False)
+            self.X, self.y = data["X"], check_labels(data["y"], path)
+        except (OSError, ValueError, KeyError) as e:
+            raise DataError(f"{path}: unreadable ({e})") from None
+        self.files = (path,)
+
+    def batches(self, size):
+        for start in range(0, len(self.y), size):
+            X = self.X[start:start + size]
+            yield RawBatch(X, X.sum(axis=(1, 2, 3))[:, None])
+
+
+def _generate(y, rng):
+    X = rng.normal(size=(len(y), 1, 4, 4)).astype(np.float32) + y[:, None, None, None]
+    return RawBatch(X, X.sum(axis=(1, 2, 3))[:, None].astype(np.float32))
+
+
+def make_tiny_task(**overrides) -> TaskSpec:
+    """A 1x4x4 task whose label shifts every pixel by +1; real data is one ``tiny.npz`` (X, y)."""
+    spec = TaskSpec(
+        name="tiny", description="a tiny test task", image_shape=(1, 4, 4), channel_names=("e",),
+        class_names=("bkg", "sig"), label_note="1 = sig", aux_names=("sum",), feature_names=("sum", "max"),
+        file_sets=(FileSet("npz", (RealFile("tiny.npz", url="http://127.0.0.1:1/tiny.npz"),), "make it"),),
+        references=(), reference_stats={"e.zero_fraction": "0"}, generator_version="tiny-1",
+        open_real=lambda fs, paths: _NpyReader(paths["tiny.npz"]), generate=_generate,
+        preprocess=lambda X: X * 2, features=lambda b: np.stack([b.X.sum((1, 2, 3)), b.X.max((1, 2, 3))], 1),
+        default_n_samples=200)
+    return dataclasses.replace(spec, **overrides)
+
+
+@pytest.fixture
+def tiny_task() -> TaskSpec:
+    return make_tiny_task()
