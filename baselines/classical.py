@@ -179,8 +179,18 @@ def _quiet_convergence() -> Iterator[None]:
         yield
 
 
+class _LinearModel(_ClassicalModel):
+    """A pipeline ending in a linear classifier: its parameters are the coefficients and intercept."""
+
+    def n_parameters(self) -> int:
+        if self._estimator is None:
+            return 0
+        linear = self._estimator[-1]
+        return int(linear.coef_.size + linear.intercept_.size)
+
+
 @register_model
-class LogRegModel(_ClassicalModel):
+class LogRegModel(_LinearModel):
     """L2-regularised logistic regression (L-BFGS) on standardised inputs.
 
     Config: ``C`` (inverse regularisation strength), ``pool`` (pixel pooling, 0 = features only).
@@ -207,15 +217,9 @@ class LogRegModel(_ClassicalModel):
         with _quiet_convergence():
             return estimator.fit(X, y)
 
-    def n_parameters(self) -> int:
-        if self._estimator is None:
-            return 0
-        linear = self._estimator[-1]
-        return int(linear.coef_.size + linear.intercept_.size)
-
 
 @register_model
-class SVMModel(_ClassicalModel):
+class SVMModel(_LinearModel):
     """A soft-margin SVM trained by SGD on the hinge loss: linear, or on Nystroem RBF features.
 
     Config: ``alpha`` (L2 penalty, ~ 1 / (C n)), ``kernel`` (``"linear"`` | ``"rbf_approx"``),
@@ -254,12 +258,6 @@ class SVMModel(_ClassicalModel):
                                    tol=1e-4, random_state=self.seed))
         with _quiet_convergence():
             return make_pipeline(*steps).fit(X, y)
-
-    def n_parameters(self) -> int:
-        if self._estimator is None:
-            return 0
-        linear = self._estimator[-1]
-        return int(linear.coef_.size + linear.intercept_.size)
 
 
 @register_model

@@ -166,7 +166,9 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
             run_config=tune.RunConfig(name="tune", storage_path=str(study_dir), verbose=1 if spec.verbose else 0,
                                       callbacks=[progress], failure_config=tune.FailureConfig(max_failures=0),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    t_fit = time.perf_counter()
     results = tuner.fit()
+    t_fit = time.perf_counter() - t_fit
     progress.close()
     if results.num_terminated + results.num_errors < spec.trials:  # Ray returns normally on Ctrl-C
         raise KeyboardInterrupt(f"{task.name} / {model} interrupted after "
@@ -192,7 +194,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
               "sampler": spec.sampler, "scheduler": spec.scheduler if neural else "none", "seed": spec.seed,
               "trials": counts, "best_trial": best["trial_id"], "best_config": best["config"],
               "val_auc": best["best_val_auc"],
-              "search_wall_s": sum(t["wall_s"] or 0 for t in trials), **final}
+              "search_wall_s": t_fit, "trial_time_s": sum(t["wall_s"] or 0 for t in trials), **final}
     _write_json(study_dir / "result.json", result)
 
 

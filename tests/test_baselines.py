@@ -37,7 +37,8 @@ def _split(n: int, seed: int, shape=(2, 32, 32), n_features=5) -> SplitData:
 def _fit(name, config=None, *, seed=0, shape=(2, 32, 32)):
     model = create_model(name, _task(shape), {**FAST.get(name, {}), **(config or {})}, seed=seed, threads=1)
     calls = []
-    model.fit(_split(400, 1, shape), _split(200, 2, shape), report=lambda step, metrics: calls.append((step, dict(metrics))))
+    model.fit(_split(400, 1, shape), _split(200, 2, shape),
+              report=lambda step, metrics: calls.append((step, dict(metrics))))
     return model, calls
 
 

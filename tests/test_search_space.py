@@ -83,5 +83,6 @@ def test_every_shipped_space_is_valid_for_its_model():
     for name in names:
         space = load_space(name, known_keys=get_model_class(name).default_config)
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
-        config = {**trial.params, **space.suggest(trial)}
+        fixed = space.suggest(trial)
+        config = {**trial.params, **fixed}
         assert config and set(config) <= set(get_model_class(name).default_config)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from benchmark.models._registry import create_model, get_model_class, list_models, register_model
 from benchmark.models.base import Model, ReportFn
+from benchmark.models.training import DivergedError
 
 # Registering imports, explicit on purpose (tests check that every module here is listed).
 from benchmark.models import resnet, vit, vae  # noqa: E402,F401  isort: skip
 import baselines  # noqa: E402,F401  registers the classical models
 
-__all__ = ["Model", "ReportFn", "create_model", "get_model_class", "list_models", "register_model"]
+__all__ = ["DivergedError", "Model", "ReportFn", "create_model", "get_model_class", "list_models", "register_model"]

@@ -52,7 +52,7 @@ class ResNet15Model(NeuralModel):
         >>> from benchmark.tasks import get_task
         >>> model = create_model("resnet15", get_task("ee_gamma"), {"width": 16})
         >>> model.n_parameters()
-        174993
+        174529
     """
 
     name = "resnet15"

@@ -45,6 +45,9 @@ STATS_ELEMENTS = 1 << 23  # pixel values read to estimate the channel statistics
 GPU_RESIDENT_FRACTION = 0.25  # a split is kept on the GPU when it needs at most this much free memory
 
 #: Training keys shared by every neural model (their YAML search-space names), with defaults.
+#: ``epochs`` is the maximum (the cosine schedule spans it; early stopping and ASHA may stop sooner),
+#: ``patience`` counts epochs without a better ``val_auc``, ``warmup_epochs`` may be fractional,
+#: ``grad_clip`` is the maximum gradient norm (0 = no clipping).
 TRAIN_DEFAULTS: Mapping[str, Any] = {
     "lr": 1e-3, "weight_decay": 1e-2, "batch_size": 128, "epochs": 30, "patience": 5,
     "warmup_epochs": 1.0, "grad_clip": 1.0,

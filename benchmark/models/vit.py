@@ -142,6 +142,6 @@ def reference_vit_inputs(X: np.ndarray | torch.Tensor, size: int = 224) -> torch
     Kept only for the performance comparison: it multiplies the pixels (a 32x32 image becomes 49x
     larger) and invents channels, which the native :class:`ViTModel` avoids.
     """
-    x = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
+    x = X.float() if isinstance(X, torch.Tensor) else torch.from_numpy(np.array(X, dtype=np.float32))
     x = x[:, [i % x.shape[1] for i in range(3)]]
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)

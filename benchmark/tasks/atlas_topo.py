@@ -35,11 +35,11 @@ The synthetic generator (vectorised; a fixed-size loop over chunks only bounds m
 """
 from __future__ import annotations
 
-import functools
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -93,7 +93,8 @@ _EC = 0.011  # GeV, effective critical energy
 _T = np.arange(0.25, 48.0, 0.5)  # EM longitudinal grid, X0
 _MIP = 0.25  # GeV per lambda of path (at the EM scale)
 _H_RESPONSE = 0.6  # visible fraction of hadronic energy at the EM scale (e/h > 1)
-_P_CHARGE_EXCHANGE = 0.25
+# charge exchange (pi+ n -> pi0 p) share of interactions: large near the Delta resonance, ~10 % at high energy
+_P_CHARGE_EXCHANGE = (0.1, 0.4, 2.0)  # p = a + b / (1 + E / c GeV)
 _SPLIT = 0.15  # a photon further than this from its partner forms its own cluster
 # lateral shower widths per layer (eta and phi, same units): core; a halo 3x wider holds _HALO
 _SIGMA = {"em": np.array([0.0035, 0.009, 0.016, 0.03, 0.035, 0.04]),
@@ -121,40 +122,13 @@ def _simulate(y: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, np.nda
     n = len(y)
     energy = np.exp(rng.uniform(np.log(0.2), np.log(2000.0), size=n))
     eta = rng.uniform(-0.7, 0.7, size=n)
-    cosh = np.cosh(eta)[:, None]
-    axis = rng.uniform(-0.0125, 0.0125, size=(n, 2))  # particle axis within the window's central cell
-
-    # pi0: both photons start showering at the front face; the cluster is centred on their barycentre
-    pi0_e, pi0_pos = _photon_pair(energy, rng, recentre=True)
-    pi0_w = _em_fractions(pi0_e, np.zeros_like(pi0_e), cosh, rng)
-
-    # pi+: MIP track to the first interaction, then EM (pi0s) + hadronic clumps
-    depth = rng.exponential(1.0, size=n)  # path length to the interaction, lambda
-    stop = np.minimum(depth, energy / _MIP)  # low-energy pions range out before interacting
-    e_mip = _MIP * stop
-    rest = np.where(depth * _MIP < energy, energy - e_mip, 0.0)
-    f_em = _em_fraction(rest, rng)
-    pip_e, pip_pos = _photon_pair(f_em * rest, rng, recentre=False)
-    pip_pos = pip_pos + rng.normal(0.0, 0.01, size=(n, 1, 2))  # pi0 direction kicked off the axis
-    pip_w = _em_fractions(pip_e, np.repeat(depth[:, None], 2, axis=1), cosh, rng)
-    clump_share = rng.gamma(1.0, size=(n, 3))
-    clump_share /= clump_share.sum(axis=1, keepdims=True)
-    had_e = (_H_RESPONSE * (1.0 - f_em) * rest)[:, None] * clump_share * np.exp(0.2 * rng.standard_normal((n, 3)))
-    scale = 0.45 * np.maximum(rest, 1.0)[:, None] ** 0.1
-    had_depth = depth[:, None] + rng.gamma(2.0, 1.0, size=(n, 3)) * scale
-    had_pos = rng.normal(0.0, 0.03, size=(n, 3, 2))
-    had_w = _gauss_fractions(had_depth / cosh, 0.35 / cosh)
-    # the track: weight 1, its "fractions" are the GeV it leaves per layer (path = radial x cosh)
-    mip_w = (_MIP * cosh * _track_overlap(stop / cosh[:, 0]))[:, None, :]
-
-    # components: [photon, photon, clump x3, track]; pi0 rows use only the photons
-    is_pip = (y == 1)[:, None]
-    e = np.concatenate([np.where(is_pip, pip_e, pi0_e), had_e * is_pip, is_pip.astype(float)], axis=1)
-    pos = np.concatenate([np.where(is_pip[:, :, None], pip_pos, pi0_pos), had_pos, np.zeros((n, 1, 2))], axis=1)
-    pos = pos + axis[:, None, :]
-    w = np.concatenate([np.where(is_pip[:, :, None], pip_w, pi0_w), had_w, mip_w], axis=1)
-    sigma = np.concatenate([np.broadcast_to(_SIGMA[k], (n, m, 6)) for k, m in (("em", 2), ("had", 3), ("mip", 1))],
-                           axis=1)
+    cosh = np.cosh(eta)[:, None]  # layers are cosh(eta) thicker along the particle's path
+    # showers as components: energy (n, k), (eta, phi) position (n, k, 2), share per layer (n, k, 6)
+    pi0 = [np.pad(a, [(0, 0), (0, 4)] + [(0, 0)] * (a.ndim - 2)) for a in _pi0_components(energy, cosh, rng)]
+    pip = _pip_components(energy, cosh, rng)
+    e, pos, w = (np.where((y == 1).reshape(n, *[1] * (a.ndim - 1)), b, a) for a, b in zip(pi0, pip))
+    pos = pos + rng.uniform(-0.0125, 0.0125, size=(n, 1, 2))  # axis anywhere in the window's central cell
+    sigma = np.concatenate([_SIGMA["em"][None].repeat(2, 0), _SIGMA["had"][None].repeat(3, 0), _SIGMA["mip"][None]])
 
     true, measured = {}, {}
     groups = ((np.flatnonzero(y == 0), slice(0, 2)), (np.flatnonzero(y == 1), slice(None)))  # pi0: photons only
@@ -162,11 +136,43 @@ def _simulate(y: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, np.nda
         true[name] = np.empty((n, *NATIVE_SHAPES[name]))
         for rows, comps in groups:
             true[name][rows] = _deposit(e[rows, comps] * w[rows, comps, i], pos[rows, comps],
-                                        sigma[rows, comps, i], NATIVE_SHAPES[name])
-        fluct = _STOCHASTIC[i] * np.sqrt(true[name]) * rng.standard_normal(true[name].shape)
+                                        sigma[comps, i], NATIVE_SHAPES[name])
+        fluct = _STOCHASTIC[i] * np.sqrt(np.maximum(true[name], 0.0)) * rng.standard_normal(true[name].shape)
         measured[name] = true[name] + fluct + _NOISE[i] * rng.standard_normal(true[name].shape)
     layers, cluster_e = _topo_cluster(true, measured)
     return layers, np.stack([cluster_e, eta], axis=1)
+
+
+def _pi0_components(energy: np.ndarray, cosh: np.ndarray, rng: np.random.Generator):
+    """Two photons showering from the front face; the cluster is centred on their barycentre."""
+    e, pos = _photon_pair(energy, rng, recentre=True)
+    return e, pos, _em_fractions(e, np.zeros_like(e), cosh, rng)
+
+
+def _pip_components(energy: np.ndarray, cosh: np.ndarray, rng: np.random.Generator):
+    """A MIP track to the first interaction, then the shower: 2 photons (its pi0s) + 3 hadronic clumps."""
+    n = len(energy)
+    depth = rng.exponential(1.0, size=n)  # path length to the first interaction, lambda
+    stop = np.minimum(depth, energy / _MIP)  # a low-energy pion ranges out before interacting
+    rest = np.where(depth * _MIP < energy, energy - _MIP * stop, 0.0)
+    f_em, exchange = _em_fraction(rest, rng)
+    em_e, em_pos = _photon_pair(f_em * rest, rng, recentre=False)
+    em_pos = em_pos + rng.normal(0.0, 0.01, size=(n, 1, 2))  # the pi0 leaves at an angle to the pion
+    em_w = _em_fractions(em_e, np.repeat(depth[:, None], 2, axis=1), cosh, rng)
+
+    share = rng.gamma(1.0, size=(n, 3))  # strongly fluctuating split of the hadronic energy
+    share /= share.sum(axis=1, keepdims=True)
+    had_e = (_H_RESPONSE * (1.0 - f_em) * rest)[:, None] * share * np.exp(0.2 * rng.standard_normal((n, 3)))
+    reach = np.where(exchange, 0.05, 0.45 * np.maximum(rest, 1.0)[:, None] ** 0.1)  # exchange: recoil stops at once
+    had_depth = depth[:, None] + rng.gamma(2.0, 1.0, size=(n, 3)) * reach
+    had_pos = rng.normal(0.0, 0.03, size=(n, 3, 2))
+    had_w = _gauss_fractions(had_depth / cosh, 0.35 / cosh)
+    # the track: energy 1, its "shares" are the GeV it leaves per layer (path = radial depth x cosh)
+    mip_w = (_MIP * cosh * _track_overlap(stop / cosh[:, 0]))[:, None, :]
+
+    e = np.concatenate([em_e, had_e, np.ones((n, 1))], axis=1)
+    pos = np.concatenate([em_pos, had_pos, np.zeros((n, 1, 2))], axis=1)
+    return e, pos, np.concatenate([em_w, had_w, mip_w], axis=1)
 
 
 def _photon_pair(energy: np.ndarray, rng: np.random.Generator, *, recentre: bool):
@@ -191,17 +197,28 @@ def _photon_pair(energy: np.ndarray, rng: np.random.Generator, *, recentre: bool
     return e, pos
 
 
-def _em_fraction(energy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """EM fraction of a hadron shower: Wigmans' mean 1 - (E/0.7 GeV)^-0.18, Beta-distributed, plus charge exchange."""
+def _em_fraction(energy: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """EM fraction of a hadron shower: Wigmans' mean 1 - (E/0.7 GeV)^-0.18, Beta-distributed.
+
+    Returns (fraction, charge_exchange): in a charge exchange the leading pi0 takes almost everything.
+    """
     mean = np.clip(1.0 - (np.maximum(energy, 1e-3) / 0.7) ** -0.18, 0.05, 0.9)
     f = rng.beta(3.0 * mean, 3.0 * (1.0 - mean))
-    exchange = rng.random(len(energy)) < _P_CHARGE_EXCHANGE
-    return np.where(exchange, rng.uniform(0.85, 1.0, size=len(energy)), f)
+    a, b, c = _P_CHARGE_EXCHANGE
+    exchange = rng.random(len(energy)) < a + b / (1.0 + energy / c)
+    return np.where(exchange, rng.uniform(0.9, 1.0, size=len(energy)), f), exchange[:, None]
 
 
 def _em_fractions(energy: np.ndarray, start: np.ndarray, cosh: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Fraction of each EM shower ``(n, k)`` deposited in each layer ``(n, k, 6)``: a Gamma profile in X0."""
-    t_max = np.maximum(np.log(np.maximum(energy, 1e-3) / _EC) + 0.5, 0.3) * np.exp(0.1 * rng.standard_normal(energy.shape))
+    """Fraction of each photon shower ``(n, k)`` deposited in each layer ``(n, k, 6)``.
+
+    The photon converts after ~Exp(9/7 X0), then the e+e- pair showers with a Gamma profile in X0
+    (t_max = ln(E/Ec) - 0.5). The random conversion depth matters: it lets a pi0 start as late as
+    an early-interacting pi+.
+    """
+    start = start + rng.exponential(9 / 7, size=energy.shape) * _X0
+    t_max = np.maximum(np.log(np.maximum(energy, 1e-3) / _EC) - 0.5, 0.3)
+    t_max = t_max * np.exp(0.1 * rng.standard_normal(energy.shape))  # shower-to-shower fluctuation
     b = 0.5
     log_pdf = (b * t_max)[..., None] * np.log(b * _T) - b * _T  # (a - 1) log(bt) - bt, a = 1 + b t_max
     pdf = np.exp(log_pdf - log_pdf.max(axis=-1, keepdims=True))
@@ -225,7 +242,7 @@ def _track_overlap(end: np.ndarray) -> np.ndarray:
 
 
 def _deposit(energy: np.ndarray, pos: np.ndarray, sigma: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Energy ``(n, k)`` of showers at ``pos`` ``(n, k, 2)`` shared over a layer's cells: ``(n, *shape)``."""
+    """Energy ``(n, k)`` of showers at ``pos`` ``(n, k, 2)``, widths ``(k,)``, shared over a layer's cells."""
     prof_eta = _lateral(pos[:, :, 0], sigma, shape[0])
     prof_phi = _lateral(pos[:, :, 1], sigma, shape[1])
     return np.einsum("nk,nke,nkp->nep", energy.astype(np.float32), prof_eta, prof_phi).astype(np.float64)
@@ -281,34 +298,31 @@ def _topo_cluster(true: dict[str, np.ndarray], measured: dict[str, np.ndarray]):
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
-def _orientation(shapes: Mapping[str, tuple[int, ...]], file: Path) -> bool:
-    """True for legacy (phi, eta) files. Decided on EMB1 (128 x 4 is not square), then every layer must agree."""
-    tail = tuple(shapes["EMB1"][1:])
+def _orientation(shapes: Mapping[str, tuple], file: Path) -> bool:
+    """True for a legacy (phi, eta) file. EMB1 decides (128 x 4 is not square); every layer must then agree."""
+    tail = tuple(shapes["EMB1"][0][1:])
     if tail not in (NATIVE_SHAPES["EMB1"], NATIVE_SHAPES["EMB1"][::-1]):
-        raise DataError(f"{file}: 'EMB1' has shape {tuple(shapes['EMB1'])}, expected (N, 128, 4) "
+        raise DataError(f"{file}: 'EMB1' has shape {shapes['EMB1'][0]}, expected (N, 128, 4) "
                         "or the legacy (phi, eta) layout (N, 4, 128)")
     transposed = tail == NATIVE_SHAPES["EMB1"][::-1]
     for name in LAYERS:
         expected = NATIVE_SHAPES[name][::-1] if transposed else NATIVE_SHAPES[name]
-        check_images(_Shape(shapes[name]), expected, file, name)
+        check_images(_header_view(shapes[name]), expected, file, name)
     return transposed
 
 
-class _Shape:
-    """Just enough of an array (shape, dtype) for ``check_images`` without loading the data."""
-
-    def __init__(self, shape_dtype):
-        self.shape, self.dtype = shape_dtype
+def _header_view(shape_dtype: tuple) -> SimpleNamespace:
+    """Shape and dtype alone, enough for ``check_images`` without loading the data."""
+    return SimpleNamespace(shape=shape_dtype[0], dtype=shape_dtype[1])
 
 
-def _check_scalars(shapes: Mapping[str, tuple], file: Path) -> int:
+def _check_lengths(shapes: Mapping[str, tuple], file: Path) -> int:
     n = shapes["EMB1"][0][0]
-    for key in (*SCALARS, LABEL, *LAYERS):
-        shape, dtype = shapes[key]
-        if key in SCALARS or key == LABEL:
-            check_images(_Shape((shape, dtype)), (), file, key)
-        if shape[0] != n:
-            raise DataError(f"{file}: {key!r} has {shape[0]} entries but 'EMB1' has {n}; the file is inconsistent")
+    for key in SCALARS:
+        check_images(_header_view(shapes[key]), (), file, key)
+    for key, (shape, _) in shapes.items():
+        if len(shape) == 0 or shape[0] != n:
+            raise DataError(f"{file}: {key!r} has shape {shape} but 'EMB1' has {n} entries; the file is inconsistent")
     return n
 
 
@@ -321,7 +335,7 @@ class _AtlasReader:
     def _init(self, path: Path, shapes: Mapping[str, tuple]) -> None:
         self.files = (path,)
         self._transposed = _orientation(shapes, path)
-        self._n = _check_scalars(shapes, path)
+        self._n = _check_lengths(shapes, path)
         self.y = check_labels(self._read([LABEL], 0, self._n)[LABEL], path, LABEL)
 
     def _read(self, keys: list[str], start: int, stop: int) -> dict[str, np.ndarray]:
@@ -356,12 +370,13 @@ class AtlasTopoNpzReader(_AtlasReader):
     def __init__(self, path: Path):
         self.files = (path,)
         try:
+            if not zipfile.is_zipfile(path):  # else numpy would guess "pickle" for any other bytes
+                raise DataError(f"{path}: not an .npz (zip) archive: truncated, or another format; "
+                                "re-create it from the ROOT ClusterTree or copy it again")
             self._npz = np.load(path, allow_pickle=False)
         except _READ_ERRORS as e:
             raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e}); "
                             "re-create it from the ROOT ClusterTree or copy it again") from None
-        if not isinstance(self._npz, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: expected an .npz archive of named arrays, found a single array")
         check_keys(self._npz.files, (*LAYERS, *SCALARS, LABEL), path)
         self._cache: dict[str, np.ndarray] = {}
         self._init(path, {k: self._header(k) for k in (*LAYERS, *SCALARS, LABEL)})
@@ -370,8 +385,9 @@ class AtlasTopoNpzReader(_AtlasReader):
         try:
             with self._npz.zip.open(f"{key}.npy") as f:
                 version = np.lib.format.read_magic(f)
-                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, _, dtype = reader(f)
+                fmt = np.lib.format
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(f)
         except _READ_ERRORS as e:
             raise DataError(f"{self.files[0]}: cannot read the header of {key!r} ({type(e).__name__}: {e}); "
                             "the file looks corrupt, re-create or copy it again") from None
@@ -403,12 +419,17 @@ class AtlasTopoRootReader(_AtlasReader):
         uproot = _import_uproot()
         self.files = (path,)
         try:
-            self._tree = uproot.open(path)[TREE]
+            root = uproot.open(path)
+            names = {k.split(";")[0] for k in root.keys(recursive=False)}
+            if TREE not in names:
+                raise DataError(f"{path}: no {TREE!r} tree; found {sorted(names)}")
+            self._tree = root[TREE]
+            branches, n = self._tree.keys(), self._tree.num_entries
+        except DataError:
+            raise
         except Exception as e:  # uproot raises many types for damaged files; all mean the same to the user
-            raise DataError(f"{path}: cannot open the {TREE!r} tree ({type(e).__name__}: {e}); "
-                            "check the file is a complete ROOT file with a ClusterTree") from None
-        check_keys(self._tree.keys(), (*LAYERS, *SCALARS, LABEL), path)
-        n = self._tree.num_entries
+            raise DataError(f"{path}: not a readable ROOT file ({_one_line(e)}); copy it again") from None
+        check_keys(branches, (*LAYERS, *SCALARS, LABEL), path)
         first = self._read([*LAYERS, *SCALARS, LABEL], 0, min(n, 1))
         shapes = {k: ((n, *v.shape[1:]), v.dtype) for k, v in first.items()}
         self._init(path, shapes)
@@ -420,8 +441,14 @@ class AtlasTopoRootReader(_AtlasReader):
             arrays = self._tree.arrays(keys, entry_start=start, entry_stop=stop, library="ak")
             return {k: ak.to_numpy(ak.to_regular(arrays[k], axis=None)) for k in keys}
         except Exception as e:
-            raise DataError(f"{self.files[0]}: cannot read entries {start}-{stop} of {TREE!r} "
-                            f"({type(e).__name__}: {e}); jagged branches must have the fixed layer sizes") from None
+            raise DataError(f"{self.files[0]}: cannot read entries {start}-{stop} of {TREE!r} ({_one_line(e)}); "
+                            "the file may be damaged, and jagged branches must have the fixed layer sizes") from None
+
+
+def _one_line(e: Exception, limit: int = 200) -> str:
+    """uproot's messages span lines; errors here are one line."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _import_uproot():

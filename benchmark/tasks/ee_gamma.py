@@ -46,8 +46,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _unreadable(file: Path, exc: BaseException) -> DataError:
-    return DataError(f"{file}: cannot read HDF5 ({_one_line(exc)}); the file is missing, truncated or corrupt: "
-                     f"delete it and run `bench data fetch ee_gamma`")
+    return DataError(f"{file}: cannot read HDF5 ({_one_line(exc)}); the file is missing, truncated or "
+                     f"corrupt: delete it and run `bench data fetch ee_gamma`")
 
 
 def _h5py():
@@ -65,12 +65,12 @@ class EeGammaReader:
     finite), so ``y`` is known up front and ``batches`` never yields a crop that ``y`` does not count.
     """
 
-    def __init__(self, files: tuple[Path, ...]) -> None:
+    def __init__(self, files: tuple[Path, ...], classes: tuple[int, ...]) -> None:
         h5py = _h5py()
         self.files = files
         self._keep: list[np.ndarray] = []
         labels = []
-        for file in files:
+        for file, expected in zip(files, classes):
             try:
                 with h5py.File(file, "r") as f:
                     check_keys(f.keys(), ("X", "y"), file)
@@ -79,8 +79,7 @@ class EeGammaReader:
                     y = check_labels(f["y"][...], file)
                     if len(y) != len(X):
                         raise DataError(f"{file}: 'y' has {len(y)} labels but 'X' has {len(X)} images")
-                    expected = _FILE_LABEL.get(file.name, _FILE_LABEL.get(_canonical(file), None))
-                    if expected is not None and len(y) and not (y == expected).all():
+                    if not (y == expected).all():
                         raise DataError(f"{file}: expected every label to be {expected} (this file holds "
                                         f"one class) but found {int((y != expected).sum())} others")
                     keep = np.empty(len(X), dtype=bool)
@@ -113,19 +112,12 @@ class EeGammaReader:
                 raise _unreadable(file, exc) from None
 
 
-def _canonical(file: Path) -> str:
-    """Map a mirror name (extra suffix) back to the canonical file name, for the per-file label check."""
-    for name in _FILE_LABEL:
-        if file.name.startswith(name.removesuffix(".hdf5")):
-            return name
-    return file.name
-
-
 def open_real(file_set: FileSet, paths: Mapping[str, Path]) -> EeGammaReader:
     missing = [f.name for f in file_set.files if f.name not in paths]
     if missing:
         raise DataError(f"ee_gamma: no path given for {missing}; run `bench data fetch ee_gamma`")
-    return EeGammaReader(tuple(Path(paths[f.name]) for f in file_set.files))
+    return EeGammaReader(tuple(Path(paths[f.name]) for f in file_set.files),
+                         tuple(_FILE_LABEL[f.name] for f in file_set.files))
 
 
 def _aux(images: np.ndarray) -> np.ndarray:
@@ -214,7 +206,8 @@ def _render(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # Hit times: a common collision time plus a per-crystal jitter that shrinks with energy.
     hit = image != 0
     sigma = np.sqrt((1.2 / np.maximum(np.abs(image), THRESHOLD)) ** 2 + 0.1**2, dtype=np.float32)
-    time = rng.normal(0.0, 0.15, (n, 1, 1)).astype(np.float32) + rng.standard_normal(shape, dtype=np.float32) * sigma
+    t0 = rng.normal(0.0, 0.15, (n, 1, 1)).astype(np.float32)
+    time = t0 + rng.standard_normal(shape, dtype=np.float32) * sigma
     time = np.where(hit, time, np.float32(0.0))
     return np.stack([image, time], axis=1).astype(np.float32)
 
@@ -241,14 +234,18 @@ FEATURE_NAMES = (
 )
 
 
+def _seed(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of each sample's most energetic crystal (the seed)."""
+    return np.divmod(np.argmax(E.reshape(len(E), -1), axis=1), SIZE)
+
+
 def _window(E: np.ndarray, half: int) -> np.ndarray:
-    """The (2 half + 1)^2 crystals around each sample's maximum, zero-padded at the crop edge."""
-    n = len(E)
-    flat = np.argmax(E.reshape(n, -1), axis=1)
-    r, c = np.divmod(flat, SIZE)
+    """The (2 half + 1)^2 crystals around each sample's seed, zero-padded at the crop edge."""
+    r, c = _seed(E)
     padded = np.pad(E, ((0, 0), (half, half), (half, half)))
     offs = np.arange(2 * half + 1)
-    return padded[np.arange(n)[:, None, None], (r[:, None] + offs)[:, :, None], (c[:, None] + offs)[:, None, :]]
+    rows, cols = (r[:, None] + offs)[:, :, None], (c[:, None] + offs)[:, None, :]
+    return padded[np.arange(len(E))[:, None, None], rows, cols]
 
 
 def _widths(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,12 +262,16 @@ def _widths(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def features(batch: RawBatch) -> np.ndarray:
+    """Shower-shape summaries (``FEATURE_NAMES``): containment, widths, phi asymmetry, hits, timing."""
     E = np.maximum(batch.X[:, 0].astype(np.float64), 0.0)
     T = batch.X[:, 1].astype(np.float64)
     total = np.maximum(E.sum(axis=(1, 2)), 1e-9)
     w5 = _window(E, 2)
     e_max, e3, e5 = w5[:, 2, 2], w5[:, 1:4, 1:4].sum(axis=(1, 2)), w5.sum(axis=(1, 2))
-    strip = _window(E, SIZE // 2)[:, SIZE // 2 - 1:SIZE // 2 + 2].sum(axis=(1, 2))  # 3 rows, all phi
+    # The 3 eta rows around the seed, over all of phi: catches the bremsstrahlung tails.
+    padded = np.pad(E, ((0, 0), (1, 1), (0, 0)))
+    band = padded[np.arange(len(E))[:, None], _seed(E)[0][:, None] + np.arange(3)]
+    strip = band.sum(axis=(1, 2))
     left, right = w5[:, :, :2].sum(axis=(1, 2)), w5[:, :, 3:].sum(axis=(1, 2))
     s_eta, s_phi = _widths(E)
     s_eta5, s_phi5 = _widths(w5)
@@ -280,7 +281,8 @@ def features(batch: RawBatch) -> np.ndarray:
     t_sq = (hits * T**2).sum(axis=(1, 2)) / np.maximum(n_hits, 1)
     t_avg = (hits * T).sum(axis=(1, 2)) / np.maximum(n_hits, 1)
     cols = [total, e_max, e3, e5, e_max / total, e3 / total, e5 / total, e3 / np.maximum(e5, 1e-9),
-            strip / total, s_eta, s_phi, s_eta5, s_phi5, np.abs(left - right) / np.maximum(left + right, 1e-9),
+            strip / total, s_eta, s_phi, s_eta5, s_phi5,
+            np.abs(left - right) / np.maximum(left + right, 1e-9),
             n_hits, t_mean, np.sqrt(np.maximum(t_sq - t_avg**2, 0.0))]
     return np.stack(cols, axis=1).astype(np.float32)
 

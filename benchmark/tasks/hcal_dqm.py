@@ -54,8 +54,9 @@ PREPROCESS_MAX = 2000.0
 
 _DQM_MASKED = ((-27, 15), (-22, 51), (23, 7), (28, 63))  # (ieta, iphi) masked in DQM -> 932 channels
 _PILEUP = (48.0, 52.0)  # mean pp interactions per crossing, Run355456 / Run357479
-# Events per LS. Run355456 steps through prescale columns with the LS index; Run357479 is levelled.
-_EVENT_LEVELS = ((1585.0, 1490.0, 1325.0, 1075.0, 775.0, 465.0, 190.0), (1095.0,))
+# Events per LS. Run355456 steps through prescale columns as its LS index grows; Run357479 is levelled.
+_EVENTS_RUN355456 = np.array([1585.0, 1490.0, 1325.0, 1075.0, 775.0, 465.0, 190.0])
+_EVENTS_RUN357479 = 1095.0
 # per-interaction hit rate: base + slope * (|ieta| - 19) + step for the 10-degree towers, log-normal scatter
 _RATE = (0.0222, 0.0025, 0.006, 0.17)
 _DEADTIME = 0.006  # mean fractional dead time per LS (exponential): a few events lost
@@ -82,7 +83,7 @@ def detector_mask() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _channel_rates() -> tuple[np.ndarray, np.ndarray]:
+def _channel_rates() -> np.ndarray:
     """Per-channel hit probability per event, one row per run, over the masked channels.
 
     Rates rise with |ieta| (more flux forward, and the 10-degree towers are twice as wide). The
@@ -100,7 +101,7 @@ def _channel_rates() -> tuple[np.ndarray, np.ndarray]:
     gain = np.stack([np.exp(-trend / 2 + 0.06 * const.standard_normal(mask.sum())),
                      np.exp(trend / 2 + 0.06 * const.standard_normal(mask.sum()))])
     p = 1.0 - np.exp(-np.asarray(_PILEUP)[:, None] * rate[None, :] * gain)
-    return np.clip(p, 0.0, 0.999), aieta
+    return np.clip(p, 0.0, 0.999)
 
 
 # --- synthetic generator --------------------------------------------------------------------------
@@ -110,16 +111,12 @@ def generate(y: np.ndarray, rng: np.random.Generator) -> RawBatch:
     y = np.asarray(y).astype(np.int64)
     n = len(y)
     mask = detector_mask()
-    p_run, _ = _channel_rates()
     ls = rng.integers(0, 10_000, size=n)  # LS index within the run (the aux feature)
-    levels = np.zeros((2, max(len(v) for v in _EVENT_LEVELS)))
-    for run, values in enumerate(_EVENT_LEVELS):
-        levels[run] = np.resize(values, levels.shape[1])  # Run357479: one level, repeated
-    step = ls * len(_EVENT_LEVELS[0]) // 10_000
-    n_nominal = np.where(y == 0, levels[0][step], levels[1][0])
+    column = ls * len(_EVENTS_RUN355456) // 10_000  # prescale column in use at that LS
+    n_nominal = np.where(y == 0, _EVENTS_RUN355456[column], _EVENTS_RUN357479)
     n_events = np.round(n_nominal * (1.0 - rng.exponential(_DEADTIME, size=n))).astype(np.int64)
 
-    p = p_run[y].copy()  # (n, channels)
+    p = _channel_rates()[y]  # (n, channels), a fresh array: boxes are applied in place
     _apply_boxes(p, rng, mask)
     occ = rng.binomial(n_events[:, None], p).astype(np.float32)
     X = np.zeros((n, 1, N_IETA, N_IPHI), dtype=np.float32)
@@ -178,22 +175,29 @@ class HcalDqmReader:
                 try:
                     chunk = np.asarray(arr[i0:i1], dtype=np.float32)
                 except (OSError, ValueError) as e:
-                    raise DataError(f"{self.files[k]}: cannot read samples {i0}-{i1} ({e}); "
-                                    "the file looks damaged, download it again") from None
+                    raise DataError(f"{self.files[k]}: cannot read samples {i0}-{i1} ({e}); {_FIX}") from None
                 check_finite(chunk, self.files[k], "occupancy", offset=i0)
                 X.append(chunk)
                 ls.append(np.arange(i0, i1, dtype=np.float32))
             yield RawBatch(X=np.concatenate(X)[:, None], aux=np.concatenate(ls)[:, None])
 
 
+_FIX = "replace it with a fresh copy of the ML4DQM file"
+
+
 def _load(path: Path) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e})") from None
+    if magic != b"\x93NUMPY":  # checked first: numpy would report any other bytes as "pickled data"
+        what = "an .npz/zip archive" if magic[:2] == b"PK" else "not a .npy file"
+        raise DataError(f"{path}: {what}, expected one .npy array of shape (N, 64, 72); {_FIX}")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npy file ({e}); download it again "
-                        "(see `bench data fetch hcal_dqm`)") from None
-    if not isinstance(arr, np.ndarray):
-        raise DataError(f"{path}: expected one .npy array, found an archive of {len(arr.files)} arrays")
+        raise DataError(f"{path}: unreadable .npy file ({e}); {_FIX}") from None
     check_images(arr, (N_IETA, N_IPHI), path, "occupancy")
     return arr
 
