@@ -50,14 +50,6 @@ def _unreadable(file: Path, exc: BaseException) -> DataError:
                      f"corrupt: delete it and run `bench data fetch ee_gamma`")
 
 
-def _h5py():
-    try:
-        import h5py
-    except ImportError:  # pragma: no cover - h5py is a core dependency
-        raise DataError("reading ee_gamma real files needs h5py: pip install h5py") from None
-    return h5py
-
-
 class EeGammaReader:
     """Both HDF5 files, electrons then photons, with the all-zero crops dropped.
 
@@ -66,7 +58,8 @@ class EeGammaReader:
     """
 
     def __init__(self, files: tuple[Path, ...], classes: tuple[int, ...]) -> None:
-        h5py = _h5py()
+        import h5py  # lazily: importing the task registry should stay cheap
+
         self.files = files
         self._keep: list[np.ndarray] = []
         labels = []
@@ -96,7 +89,8 @@ class EeGammaReader:
     def batches(self, size: int) -> Iterator[RawBatch]:
         if size < 1:
             raise ValueError(f"batch size must be >= 1, got {size}")
-        h5py = _h5py()
+        import h5py
+
         for file, keep in zip(self.files, self._keep):
             try:
                 with h5py.File(file, "r") as f:

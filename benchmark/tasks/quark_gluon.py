@@ -26,6 +26,7 @@ HDF5_FILE = "quark-gluon_data-set_n139306.hdf5"
 PARQUET_FILES = tuple(f"QCDToGGQQ_IMGjet_RH1all_jet0_run{i}_n{n}.test.snappy.parquet"
                       for i, n in enumerate((36272, 47540, 55494)))
 _CERNBOX = "https://cernbox.cern.ch/remote.php/dav/public-files/oolDBdQegsITFcv/{}"
+_GDRIVE_ID = "1WO2K-SfU2dntGU4Bb3IYBp9Rh7rtTYEr"
 _KEYS = ("X_jets", "m0", "pt", "y")
 GENERATOR_VERSION = "quark_gluon-1"
 
@@ -55,8 +56,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _unreadable(file: Path, kind: str, exc: BaseException) -> DataError:
+    again = ("download it again by hand (Google Drive id " + _GDRIVE_ID + ")" if kind == "HDF5"
+             else "run `bench data fetch quark_gluon`")
     return DataError(f"{file}: cannot read {kind} ({_one_line(exc)}); the file is missing, truncated or "
-                     f"corrupt: delete it and fetch it again (`bench data info quark_gluon` says how)")
+                     f"corrupt: delete it and {again}")
 
 
 def _aux(pt: np.ndarray, m0: np.ndarray) -> np.ndarray:
@@ -65,6 +68,8 @@ def _aux(pt: np.ndarray, m0: np.ndarray) -> np.ndarray:
 
 def _column(values, file: Path, key: str, n: int) -> np.ndarray:
     values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] == 1:  # DATA.md does not pin (N,) vs (N, 1) for m0 / pt
+        values = values[:, 0]
     if values.shape != (n,) or values.dtype.kind not in "fiu":
         raise DataError(f"{file}: {key!r} has shape {values.shape} and dtype {values.dtype}, "
                         f"expected ({n},) numbers")
@@ -422,9 +427,10 @@ SPEC = register_task(TaskSpec(
         FileSet(
             name="hdf5",
             files=(RealFile(HDF5_FILE, None, size_mb=669.0),),
-            how_to_get=("Hosted on Google Drive (id 1WO2K-SfU2dntGU4Bb3IYBp9Rh7rtTYEr), which cannot be "
-                        "fetched automatically: download it in a browser (or `gdown <id>`) and place "
-                        f"{HDF5_FILE} in the quark_gluon data directory. Or use the 'parquet' file set."),
+            how_to_get=(f"Hosted on Google Drive (id {_GDRIVE_ID}), which is not fetched automatically: "
+                        f"download it in a browser (or `gdown {_GDRIVE_ID}`) and place {HDF5_FILE} in "
+                        "<data dir>/quark_gluon/ (data dir: --data-dir, $BENCH_DATA_DIR or "
+                        "~/.cache/hepbench). Or use the 'parquet' file set, which `bench data fetch` gets."),
         ),
         FileSet(
             name="parquet",
