@@ -22,7 +22,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -167,12 +169,12 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
                                       callbacks=[progress], failure_config=tune.FailureConfig(max_failures=0),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     t_fit = time.perf_counter()
-    results = tuner.fit()
+    with _InterruptWatch() as interrupt:
+        results = tuner.fit()
     t_fit = time.perf_counter() - t_fit
     progress.close()
-    if results.num_terminated + results.num_errors < spec.trials:  # Ray returns normally on Ctrl-C
-        raise KeyboardInterrupt(f"{task.name} / {model} interrupted after "
-                                f"{results.num_terminated + results.num_errors} of {spec.trials} trials")
+    if interrupt.happened:  # Ray returns normally after Ctrl-C, with the unfinished trials marked stopped
+        raise KeyboardInterrupt(f"{task.name} / {model} interrupted")
     trials = _trial_records(results, scheduler.pruned_ids(), _read_curves(study_dir / "curves.jsonl"))
     _write_json(study_dir / "trials.json", trials)
     done = [t for t in trials if t["status"] in ("completed", "pruned") and t["best_val_auc"] is not None]
@@ -298,6 +300,30 @@ def _one_line(error: BaseException) -> str:
         cause = cause.cause
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[-1] if text else ''}"[:300]
+
+
+class _InterruptWatch:
+    """Tells whether Ctrl-C stopped ``tuner.fit()``. Tune's SIGINT handler ends the run gracefully and,
+    on the first Ctrl-C only, puts back the handler that was installed before ``fit``: we install a
+    sentinel there (which behaves like Python's default) and look for it afterwards."""
+
+    def __enter__(self):
+        self.happened = False
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._sentinel)
+        return self
+
+    @staticmethod
+    def _sentinel(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.happened = signal.getsignal(signal.SIGINT) is self._sentinel
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 class _PruneTracker:

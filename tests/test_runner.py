@@ -64,8 +64,8 @@ def test_bench_run_end_to_end(tmp_path):
 
 
 def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
-    args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "8", "--concurrency", "1",
-            "--n-samples", "400", "--name", "r"]
+    args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
+            "--n-samples", "1500", "--name", "r"]
     proc = bench(args, tmp_path, start_new_session=True)
     curves = tmp_path / "runs" / "r" / "ee_gamma" / "naive_bayes" / "curves.jsonl"
     deadline = time.time() + 300
@@ -76,12 +76,13 @@ def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out
     assert "--resume" in out and not (curves.parent / "result.json").exists()
+    assert len({json.loads(line)["trial_id"] for line in curves.read_text().splitlines()}) < 30  # stopped mid-way
 
     proc = bench(args + ["--resume"], tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     trials = json.loads((curves.parent / "trials.json").read_text())
-    assert len(trials) == 8 and all(t["status"] == "completed" for t in trials)
+    assert len(trials) == 30 and all(t["status"] == "completed" for t in trials)
     study = optuna.load_study(study_name="ee_gamma-naive_bayes", storage=f"sqlite:///{curves.parent / 'optuna.db'}")
-    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 8
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 30
     assert len(json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["invocations"]) == 2
