@@ -47,3 +47,17 @@ def make_tiny_task(**overrides) -> TaskSpec:
 @pytest.fixture
 def tiny_task() -> TaskSpec:
     return make_tiny_task()
+
+
+def feature_auc(task: TaskSpec, batch: RawBatch, y: np.ndarray) -> float:
+    """Test AUC of a logistic regression on the task's summary features (even rows train, odd rows
+    test): the difficulty proxy the task tests bound from both sides."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    F = task.features(batch)
+    assert F.shape == (len(y), len(task.feature_names)) and F.dtype == np.float32 and np.isfinite(F).all()
+    train = np.arange(len(y)) % 2 == 0
+    Z = (F - F[train].mean(0)) / (F[train].std(0) + 1e-9)
+    clf = LogisticRegression(max_iter=2000).fit(Z[train], y[train])
+    return float(roc_auc_score(y[~train], clf.decision_function(Z[~train])))

@@ -11,6 +11,7 @@ from benchmark.errors import DataError
 from benchmark.stats import describe
 from benchmark.tasks import ee_gamma, get_task
 from benchmark.tasks.ee_gamma import ELECTRON_FILE, PHOTON_FILE
+from conftest import feature_auc
 
 TASK = get_task("ee_gamma")
 FILE_SET = TASK.file_sets[0]
@@ -171,16 +172,8 @@ def test_generator_calibration(generated):
 
 def test_class_separation_is_realistic(generated):
     """A linear model on the summary features separates the classes, but far from perfectly."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import StandardScaler
-
     batch, y = generated
-    F = TASK.features(batch)
-    assert F.shape == (len(y), len(TASK.feature_names)) and np.isfinite(F).all()
-    F = StandardScaler().fit(F[:3000]).transform(F)
-    model = LogisticRegression(max_iter=2000).fit(F[:3000], y[:3000])
-    auc = roc_auc_score(y[3000:], model.predict_proba(F[3000:])[:, 1])
+    auc = feature_auc(TASK, batch, y)
     assert 0.6 < auc < 0.95, auc
 
 

@@ -13,6 +13,7 @@ from benchmark.errors import DataError
 from benchmark.stats import describe
 from benchmark.tasks import get_task
 from benchmark.tasks.quark_gluon import HDF5_FILE, PARQUET_FILES
+from conftest import feature_auc
 
 TASK = get_task("quark_gluon")
 HDF5_SET, PARQUET_SET = (next(s for s in TASK.file_sets if s.name == name) for name in ("hdf5", "parquet"))
@@ -239,16 +240,8 @@ def test_generator_calibration(generated):
 
 
 def test_class_separation_is_realistic(generated):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import StandardScaler
-
     batch, y = generated
-    F = TASK.features(batch)
-    assert F.shape == (len(y), len(TASK.feature_names)) and np.isfinite(F).all()
-    F = StandardScaler().fit(F[:1400]).transform(F)
-    model = LogisticRegression(max_iter=2000).fit(F[:1400], y[:1400])
-    auc = roc_auc_score(y[1400:], model.predict_proba(F[1400:])[:, 1])
+    auc = feature_auc(TASK, batch, y)
     assert 0.6 < auc < 0.95, auc
 
 
