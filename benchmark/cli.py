@@ -200,6 +200,7 @@ class RunCommand(Command):
                             help="a search-space YAML file replacing the model's own")
         parser.add_argument("--address", default=None, help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
         parser.add_argument("--runs-dir", default="runs")
+        parser.add_argument("--leaderboard-dir", default="leaderboard", help="updated at the end (default leaderboard)")
         parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's logs")
 
     def run(self, args):
@@ -224,6 +225,7 @@ class RunCommand(Command):
                        n_samples=args.n_samples, seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
                        resume=args.resume, repeats=args.repeats, address=args.address,
                        data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
+                       leaderboard_dir=Path(args.leaderboard_dir),
                        verbose=args.verbose, argv=tuple(sys.argv))
         try:
             run_dir = run(spec)
@@ -233,6 +235,34 @@ class RunCommand(Command):
                   f"  bench {' '.join(again)} --resume", file=sys.stderr)
             return 130
         print(f"results: {run_dir}")
+        return 0
+
+
+class LeaderboardCommand(Command):
+    name, help = "leaderboard", "print the leaderboard (best search per task, model and data); --rebuild regenerates it"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--task", default=None, help="only this task")
+        parser.add_argument("--format", choices=["table", "csv", "markdown"], default="table")
+        parser.add_argument("--rebuild", action="store_true",
+                            help="regenerate --out from scratch from every run in --runs-dir first")
+        parser.add_argument("--runs-dir", default="runs")
+        parser.add_argument("--out", default="leaderboard", help="the leaderboard directory (default leaderboard)")
+
+    def run(self, args):
+        from benchmark import leaderboard
+        from benchmark.tasks import get_task
+
+        task = get_task(args.task).name if args.task else None  # an unknown task fails before any work
+        out = Path(args.out)
+        rows = leaderboard.rebuild(Path(args.runs_dir), out) if args.rebuild else leaderboard.load(out)
+        rows = [r for r in rows if task is None or r.task == task]
+        if args.format == "csv":
+            print(leaderboard.format_csv(rows), end="")
+        elif args.format == "markdown":
+            print(leaderboard.format_markdown(rows, figures_dir=out), end="")
+        else:
+            print(leaderboard.format_table(rows), end="")
         return 0
 
 
@@ -250,7 +280,8 @@ def _table(rows: list[tuple]) -> str:
 
 
 def _commands() -> dict[str, Command | dict[str, Command]]:
-    cmds: dict[str, Command | dict[str, Command]] = {c.name: c for c in (RunCommand(), TasksCommand(), ModelsCommand())}
+    cmds: dict[str, Command | dict[str, Command]] = {c.name: c for c in (RunCommand(), TasksCommand(), ModelsCommand(),
+                                                                            LeaderboardCommand())}
     cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataFetchCommand(), DataGenerateCommand())}
     return cmds
 

@@ -60,6 +60,7 @@ class RunSpec:
     address: str | None = None
     data_root: Path = Path(".")
     runs_dir: Path = Path("runs")
+    leaderboard_dir: Path = Path("leaderboard")
     spaces: Mapping[str, str] = dataclasses.field(default_factory=dict)
     verbose: bool = False
     argv: tuple[str, ...] = ()
@@ -115,6 +116,9 @@ def run(spec: RunSpec) -> Path:
                 print(f"{task.name} / {model}: already finished, kept", file=sys.stderr)
                 continue
             _search(spec, task, model, spaces[model], prepared, prep, study_dir)
+    from benchmark import leaderboard  # regenerated from every run in runs_dir, under a file lock
+
+    leaderboard.update(spec.runs_dir, spec.leaderboard_dir)
     return run_dir
 
 

@@ -1,0 +1,395 @@
+"""The leaderboard: the best search of every (task, model, data) in the run directories, as CSV + Markdown.
+
+``update(runs_dir, out_dir)`` regenerates ``out_dir`` from *every* ``result.json`` under ``runs_dir``
+(``runs/<name>/<task>/<model>/result.json``, see :mod:`benchmark.runner`)::
+
+    leaderboard.csv     one row per (task, model, data source, data hash), schema SCHEMA_VERSION
+    leaderboard.md      one table per task, literature rows, ROC picture, the commands that ran
+    roc_<task>.png      every model's test ROC (HEP view and TPR vs FPR)
+    recon_<task>.png    VAE / beta-VAE reconstructions beside the test images
+
+Regenerating rather than appending keeps the board a pure function of the run directories. Under a
+file lock, concurrent ``bench run``s lose no rows: each writes its own run directory before it takes
+the lock, so whichever updates last sees them all. Every file is replaced atomically, so readers
+never see half a file. ``rebuild`` does the same from scratch, removing pictures of vanished tasks.
+
+Example:
+    >>> rows = collect(Path("runs"))               # doctest: +SKIP
+    >>> print(format_table(rows))                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from benchmark.errors import BenchError
+
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "collect", "format_csv", "format_markdown", "format_table",
+           "load", "rebuild", "update"]
+
+#: Version of the CSV columns below; bump it when a column is added, removed, renamed or re-meant.
+SCHEMA_VERSION = 1
+CSV_NAME, MD_NAME, LOCK_NAME = "leaderboard.csv", "leaderboard.md", ".leaderboard.lock"
+_FIGURE_GLOBS = ("roc_*.png", "recon_*.png")
+_LITERATURE = "(literature, not produced here)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One leaderboard row: the best search (by validation AUC) of a (task, model, source, data_hash).
+
+    The fields are the CSV columns in order, after ``schema_version``; ``study_dir`` (where the ROC
+    and reconstruction arrays lie) is known only to rows read from run directories.
+    """
+
+    task: str
+    model: str
+    source: str            # "synthetic" or "real"
+    data_hash: str         # sha256: of the real files' digests, or of generator version + n + seed
+    test_auc: float
+    auc_low: float         # bootstrap 95 % interval of the test AUC
+    auc_high: float
+    accuracy: float        # at the threshold chosen on validation
+    rej_at_eff50: float    # 1 / eps_B at eps_S = 0.5 (inf: no background passed)
+    rej_at_eff30: float
+    auc_mean: float        # over the --repeats seeds
+    auc_std: float
+    repeats: int
+    val_auc: float
+    trials_completed: int
+    trials_pruned: int
+    trials_failed: int
+    sampler: str
+    scheduler: str
+    search_wall_s: float
+    cpu_hours: float       # sum of trial wall times x CPUs per trial (NaN when run.json is missing)
+    gpu_hours: float
+    n_parameters: int
+    best_config: str       # JSON, keys sorted
+    seed: int
+    package_version: str
+    date: str              # day of the invocation that ran the search
+    run_id: str            # the run directory's name
+    command: str           # the `bench run` command of that invocation
+    study_dir: Path | None = dataclasses.field(default=None, compare=False, repr=False)
+
+
+COLUMNS: tuple[str, ...] = ("schema_version",) + tuple(f.name for f in dataclasses.fields(Row)
+                                                      if f.name != "study_dir")
+_PARSE = {"str": str, "int": int, "float": float}
+
+
+# --- reading run directories ---------------------------------------------------------------------
+
+def collect(runs_dir: Path) -> list[Row]:
+    """The best run of every (task, model, source, data_hash) under ``runs_dir``, in board order.
+
+    A study directory without ``result.json`` (still running, failed, interrupted) is ignored; a
+    malformed one is skipped with a one-line warning on stderr.
+    """
+    runs_dir, records, rows = Path(runs_dir), {}, []
+    for path in sorted(runs_dir.glob("*/*/*/result.json")):
+        try:
+            rows.append(_row(path, records))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            _warn(f"skipping {path}: {type(e).__name__}: {e}")
+    return _best(rows)
+
+
+def _best(rows: list[Row]) -> list[Row]:
+    # Select by *validation* AUC, never test AUC: picking the best of several runs on the test set
+    # would tune on test and bias the published number upwards. Ties go to the newest run.
+    best: dict[tuple, Row] = {}
+    for row in rows:
+        key = (row.task, row.model, row.source, row.data_hash)
+        rank = (_finite_or(row.val_auc, -math.inf), row.date, row.run_id)
+        old = best.get(key)
+        if old is None or rank > (_finite_or(old.val_auc, -math.inf), old.date, old.run_id):
+            best[key] = row
+    return _board_order(best.values())
+
+
+def _board_order(rows) -> list[Row]:
+    order = {name: i for i, name in enumerate(_known_tasks())}
+    return sorted(rows, key=lambda r: (order.get(r.task, len(order)), r.task, -_finite_or(r.test_auc, -1.0),
+                                       r.model, r.source, r.data_hash))
+
+
+def _row(path: Path, records: dict[Path, dict]) -> Row:
+    r = json.loads(path.read_text())
+    test, trials, run_dir = r["test"], r["trials"], path.parents[2]
+    if run_dir not in records:
+        records[run_dir] = _run_record(run_dir)
+    inv = _invocation(records[run_dir], r["task"], r["model"])
+    spec = inv.get("spec", {})
+    trial_hours = float(r["trial_time_s"]) / 3600.0
+    argv = inv.get("argv") or []
+    return Row(
+        task=str(r["task"]), model=str(r["model"]), source=str(r["source"]), data_hash=data_hash(r["data"]),
+        test_auc=float(test["auc"]), auc_low=float(test["auc_low"]), auc_high=float(test["auc_high"]),
+        accuracy=float(test["accuracy"]), rej_at_eff50=float(test["rej_at_eff50"]),
+        rej_at_eff30=float(test["rej_at_eff30"]), auc_mean=float(test.get("auc_mean", test["auc"])),
+        auc_std=float(test.get("auc_std", 0.0)), repeats=len(test.get("repeats") or [test]),
+        val_auc=float(r["val_auc"]), trials_completed=int(trials["completed"]), trials_pruned=int(trials["pruned"]),
+        trials_failed=int(trials["failed"]), sampler=str(r["sampler"]), scheduler=str(r["scheduler"]),
+        search_wall_s=float(r["search_wall_s"]),
+        cpu_hours=trial_hours * float(spec.get("cpus_per_trial", math.nan)),
+        gpu_hours=trial_hours * float(spec.get("gpus_per_trial", math.nan)),
+        n_parameters=int(r["n_parameters"]), best_config=json.dumps(r["best_config"], sort_keys=True),
+        seed=int(r["seed"]), package_version=str((inv.get("versions") or {}).get("hepbench") or ""),
+        date=str(inv.get("time", ""))[:10], run_id=run_dir.name,
+        command=shlex.join(["bench", *argv[1:]]) if argv else "", study_dir=path.parent)
+
+
+def data_hash(data: dict) -> str:
+    """Identity of the data a result used: SHA-256 over the real files' SHA-256 (in file-name order),
+    or over generator version, sample count and seed for synthetic data."""
+    if data.get("files"):
+        text = "".join(data["files"][name]["sha256"] for name in sorted(data["files"]))
+    else:
+        text = f"{data['generator_version']}|{data['n_samples']}|{data['seed']}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _run_record(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError) as e:
+        _warn(f"{run_dir}: no readable run.json ({type(e).__name__}): command, versions and CPU hours unknown")
+        return {}
+
+
+def _invocation(record: dict, task: str, model: str) -> dict:
+    """The first invocation whose spec covers (task, model): the command that started the search
+    (later ones are resumes of it)."""
+    invocations = record.get("invocations") or []
+    for inv in invocations:
+        spec = inv.get("spec") or {}
+        if task in (spec.get("tasks") or ()) and model in (spec.get("models") or ()):
+            return inv
+    return invocations[-1] if invocations else {}
+
+
+# --- writing the board ---------------------------------------------------------------------------
+
+def update(runs_dir: Path, out_dir: Path) -> list[Row]:
+    """Regenerate the board in ``out_dir`` from every run in ``runs_dir``, under a file lock."""
+    return _write_board(Path(runs_dir), Path(out_dir), fresh=False)
+
+
+def rebuild(runs_dir: Path, out_dir: Path) -> list[Row]:
+    """Like :func:`update`, from scratch: the old files and every picture go first."""
+    return _write_board(Path(runs_dir), Path(out_dir), fresh=True)
+
+
+def _write_board(runs_dir: Path, out_dir: Path, *, fresh: bool) -> list[Row]:
+    from filelock import FileLock
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir / LOCK_NAME)):
+        rows = collect(runs_dir)
+        if fresh:
+            stale = [out_dir / CSV_NAME, out_dir / MD_NAME, *(p for g in _FIGURE_GLOBS for p in out_dir.glob(g))]
+            for path in stale:
+                path.unlink(missing_ok=True)
+        _write_figures(rows, out_dir)
+        _atomic_write(out_dir / CSV_NAME, format_csv(rows))
+        _atomic_write(out_dir / MD_NAME, format_markdown(rows, figures_dir=out_dir))
+    return rows
+
+
+def _write_figures(rows: list[Row], out_dir: Path) -> None:
+    import numpy as np
+
+    from benchmark import plots
+
+    for task_name in dict.fromkeys(r.task for r in rows):
+        task = _task(task_name)
+        if task is None:
+            continue
+        mine = [r for r in rows if r.task == task_name and r.study_dir is not None]
+        several = len({(r.source, r.data_hash) for r in mine}) > 1
+        curves, recons = {}, {}
+        for r in mine:
+            label = f"{r.model} ({r.source} {r.data_hash[:8]})" if several else r.model
+            try:
+                with np.load(r.study_dir / "roc.npz") as roc:
+                    curves[label] = (roc["y"], roc["score"])
+                if (r.study_dir / "recon.npz").is_file():
+                    with np.load(r.study_dir / "recon.npz") as recon:
+                        recons[label] = {k: recon[k] for k in ("original", "reconstructed", "y")}
+            except (OSError, ValueError, KeyError) as e:
+                _warn(f"{r.study_dir}: ROC / reconstruction arrays unreadable ({e}); left out of the pictures")
+        if curves:
+            plots.roc_figure(task, curves, out_dir / f"roc_{task_name}.png")
+        if recons:
+            plots.recon_figure(task, recons, out_dir / f"recon_{task_name}.png")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --- formats -------------------------------------------------------------------------------------
+
+def format_csv(rows: list[Row]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in rows:
+        writer.writerow([SCHEMA_VERSION, *(getattr(r, c) for c in COLUMNS[1:])])
+    return buf.getvalue()
+
+
+def load(out_dir: Path) -> list[Row]:
+    """The rows of ``out_dir/leaderboard.csv``; a missing file or another schema is a :class:`BenchError`."""
+    path = Path(out_dir) / CSV_NAME
+    if not path.is_file():
+        raise BenchError(f"no leaderboard in {out_dir}: `bench run` writes one, "
+                         "`bench leaderboard --rebuild --runs-dir DIR` regenerates it from run directories")
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = tuple(next(reader, ()))
+        lines = list(reader)
+    if header != COLUMNS or any(line[0] != str(SCHEMA_VERSION) for line in lines):
+        raise BenchError(f"{path} is not leaderboard schema {SCHEMA_VERSION}: "
+                         "regenerate it with `bench leaderboard --rebuild`")
+    types = {f.name: _PARSE[f.type] for f in dataclasses.fields(Row) if f.name != "study_dir"}
+    return [Row(**{c: types[c](v) for c, v in zip(COLUMNS[1:], line[1:])}) for line in lines]
+
+
+def format_table(rows: list[Row]) -> str:
+    """The board as aligned plain text, one block per task (for the terminal)."""
+    blocks = []
+    for task_name, mine in _by_task(rows).items():
+        literature = _literature(task_name)
+        short = [(line[0], line[1].replace(_LITERATURE, "(literature)"), *line[2:]) for line, _ in literature]
+        lines = [_HEADERS] + [_cells(r, i + 1) for i, r in enumerate(mine)] + short
+        notes = "".join(f"\n  {line[1]}: {source}" for line, source in literature)
+        blocks.append(f"{task_name}: {_task_text(task_name)}\n{_aligned(lines)}{notes}")
+    return "\n\n".join(blocks) + "\n" if blocks else "(no results)\n"
+
+
+def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
+    """The board as Markdown: per task a table, literature rows, pictures (those present in
+    ``figures_dir``), and the commands that produced the rows."""
+    parts = [
+        "# hepbench leaderboard\n",
+        f"Generated by hepbench (CSV schema {SCHEMA_VERSION}). One row per task, model, data source and data "
+        "hash: the search with the best *validation* AUC; its best configuration was evaluated once on the "
+        "held-out test split. Test AUC with its bootstrap 95 % interval; mean ± std over seeds when the "
+        "best configuration was retrained with several (`--repeats`). Rejection is 1/ε_B at the given "
+        "signal efficiency ε_S (inf: no background passed). Rows marked "
+        f"{_LITERATURE} are published numbers for comparison.\n"]
+    for task_name, mine in _by_task(rows).items():
+        literature = [line[:2] + (source,) + line[3:] for line, source in _literature(task_name)]
+        lines = [_HEADERS] + [_cells(r, i + 1) for i, r in enumerate(mine)] + literature
+        parts.append(f"## {task_name}\n\n{_task_text(task_name)}\n")
+        parts.append("\n".join(["| " + " | ".join(_md_escape(c) for c in lines[0]) + " |",
+                                "|" + "---|" * len(lines[0])]
+                               + ["| " + " | ".join(_md_escape(c) for c in line) + " |" for line in lines[1:]]) + "\n")
+        for name, alt in ((f"roc_{task_name}.png", "ROC"), (f"recon_{task_name}.png", "reconstructions")):
+            if figures_dir is not None and (Path(figures_dir) / name).is_file():
+                parts.append(f"![{alt}]({name})\n")
+        commands = list(dict.fromkeys(f"{r.command}    # run {r.run_id}" for r in mine if r.command))
+        if commands:
+            parts.append("Produced by:\n\n```bash\n" + "\n".join(commands) + "\n```\n")
+    return "\n".join(parts)
+
+
+_HEADERS = ("#", "model", "data", "test AUC [95% CI]", "mean ± std (seeds)", "accuracy", "rej@εS=0.5",
+            "rej@εS=0.3", "val AUC", "trials done/pruned/failed", "search", "CPU h", "GPU h", "params", "run")
+
+
+def _cells(r: Row, rank: int) -> tuple[str, ...]:
+    spread = f"{r.auc_mean:.3f} ± {r.auc_std:.3f} ({r.repeats})" if r.repeats > 1 else "-"
+    return (str(rank), r.model, f"{r.source} {r.data_hash[:8]}", _auc_ci(r.test_auc, r.auc_low, r.auc_high), spread,
+            f"{r.accuracy:.3f}", _num(r.rej_at_eff50), _num(r.rej_at_eff30), f"{r.val_auc:.3f}",
+            f"{r.trials_completed}/{r.trials_pruned}/{r.trials_failed}", f"{r.sampler}/{r.scheduler}",
+            _num(r.cpu_hours, 2), _num(r.gpu_hours, 2), f"{r.n_parameters:,}", r.run_id)
+
+
+def _literature(task_name: str) -> list[tuple[tuple[str, ...], str]]:
+    """One row per published (model, source) of the task, each metric in its own column, with the
+    source apart (long: the Markdown puts it in the row, the terminal table below the table)."""
+    task = _task(task_name)
+    grouped: dict[tuple[str, str], dict[str, float]] = {}
+    for ref in (task.references if task else ()):
+        grouped.setdefault((ref.model, ref.source), {})[ref.metric] = ref.value
+    columns = {"auc": 3, "accuracy": 5, "rej_at_eff50": 6, "rej_at_eff30": 7}
+    lines = []
+    for (model, source), values in grouped.items():
+        cells = ["-", f"{model} {_LITERATURE}", "published"] + ["-"] * (len(_HEADERS) - 3)
+        for metric, value in values.items():
+            if metric in columns:
+                cells[columns[metric]] = f"{value:.3f}" if metric in ("auc", "accuracy") else _num(value)
+        lines.append((tuple(cells), source))
+    return lines
+
+
+def _auc_ci(auc: float, low: float, high: float) -> str:
+    # round the interval outwards so the printed bounds still contain the computed ones
+    return f"{auc:.3f} [{math.floor(low * 100) / 100:.2f}, {math.ceil(high * 100) / 100:.2f}]"
+
+
+def _num(x: float, digits: int = 1) -> str:
+    return "-" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.{digits}f}")
+
+
+def _aligned(lines: list[tuple[str, ...]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _md_escape(cell: str) -> str:
+    return cell.replace("|", "\\|")
+
+
+def _by_task(rows: list[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = {}
+    for r in _board_order(rows):
+        grouped.setdefault(r.task, []).append(r)
+    return grouped
+
+
+def _task_text(task_name: str) -> str:
+    task = _task(task_name)
+    if task is None:
+        return "not a task of this hepbench version."
+    return (f"{task.description.rstrip('.')}. Signal (label 1) = {task.class_names[1]}, "
+            f"background (label 0) = {task.class_names[0]}.")
+
+
+def _task(name: str):
+    from benchmark.tasks import get_task
+
+    try:
+        return get_task(name)
+    except BenchError:  # a result from a task this version does not know: show it, without extras
+        return None
+
+
+def _known_tasks() -> list[str]:
+    from benchmark.tasks import list_tasks
+
+    return [t.name for t in list_tasks()]
+
+
+def _finite_or(x: float, default: float) -> float:
+    return x if math.isfinite(x) else default
+
+
+def _warn(message: str) -> None:
+    print(f"bench: warning: {message}", file=sys.stderr)

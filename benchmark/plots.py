@@ -1,0 +1,145 @@
+"""Leaderboard figures: every model's test ROC on one task, and VAE reconstructions beside the originals.
+
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas, never through
+``pyplot``: no display is needed, no global figure state leaks between calls, and importing this
+module does not switch the backend of a caller's interactive session. Files are written atomically
+(temporary file, then ``os.replace``), so a leaderboard reader never sees half a PNG.
+
+Example:
+    >>> import numpy as np, tempfile, pathlib
+    >>> from benchmark.tasks import get_task
+    >>> y = np.r_[np.zeros(50), np.ones(50)]
+    >>> s = y + np.random.default_rng(0).normal(size=100)
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "roc.png"
+    >>> roc_figure(get_task("ee_gamma"), {"demo": (y, s)}, out).stat().st_size > 0
+    True
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from benchmark import metrics
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from benchmark.tasks import TaskSpec
+
+__all__ = ["recon_figure", "roc_figure"]
+
+
+def roc_figure(task: TaskSpec, curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Every model's test ROC of ``task`` in one PNG at ``path``; returns ``path``.
+
+    ``curves`` maps a legend label to ``(y, score)`` (test labels and scores, higher = label 1).
+    Left: the HEP view, signal efficiency against background rejection ``1 / eps_B`` on a log axis;
+    right: the usual true- against false-positive rate. Legend entries are ordered by AUC.
+    """
+    if not curves:
+        raise ValueError(f"{task.name}: no ROC curves to draw")
+    bkg, sig = task.class_names
+    ranked = sorted(((metrics.roc_auc(y, s), label, y, s) for label, (y, s) in curves.items()),
+                    key=lambda item: (-item[0], item[1]))
+    fig = _figure(figsize=(13, 5.2))
+    hep, roc = fig.subplots(1, 2)
+    for i, (auc, label, y, s) in enumerate(ranked):
+        fpr, tpr, _ = metrics.roc_curve(y, s)
+        style = dict(color=f"C{i % 10}", lw=1.6, label=f"{label} (AUC {auc:.3f})")
+        passed = fpr > 0  # no background passes: rejection infinite, nothing to draw on a log axis
+        hep.plot(tpr[passed], 1.0 / fpr[passed], drawstyle="steps-post", **style)
+        roc.plot(fpr, tpr, **style)
+    eff = np.linspace(0.01, 1.0, 200)
+    hep.plot(eff, 1.0 / eff, "k:", lw=1, label="random guess")
+    roc.plot([0, 1], [0, 1], "k:", lw=1, label="random guess")
+    hep.set(yscale="log", xlim=(0, 1), title="HEP view (higher is better)",
+            xlabel=f"signal efficiency $\\epsilon_S$ ({sig} kept)",
+            ylabel=f"background rejection $1/\\epsilon_B$ ({bkg})")
+    roc.set(xlim=(0, 1), ylim=(0, 1.01), title="ROC (upper left is better)",
+            xlabel=f"false positive rate ({bkg} taken as {sig})",
+            ylabel=f"true positive rate ({sig} taken as {sig})")
+    for ax in (hep, roc):
+        ax.grid(alpha=0.3, which="both")
+    hep.legend(fontsize=8, loc="upper right")
+    roc.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{task.name}: test ROC of each model's best configuration (signal = label 1 = {sig})")
+    return _save(fig, path)
+
+
+def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.ndarray]], path: Path, *,
+                 per_class: int = 3) -> Path:
+    """Test images beside their VAE reconstructions, one block per channel, in one PNG at ``path``.
+
+    ``recon_by_model`` maps a label (e.g. ``"vae"``) to the arrays of a ``recon.npz``: ``original``
+    and ``reconstructed`` ``(k, C, H, W)`` and ``y`` ``(k,)``. Up to ``per_class`` samples of each
+    class are shown as columns; within a column all rows share one colour scale, so brightness is
+    comparable between an original and its reconstructions.
+    """
+    if not recon_by_model:
+        raise ValueError(f"{task.name}: no reconstructions to draw")
+    rows, labels = _recon_rows(recon_by_model, per_class)
+    columns = [f"{task.class_names[k]} #{int((labels[:j] == k).sum()) + 1}" for j, k in enumerate(labels)]
+    n_rows, n_cols = len(rows), len(columns)
+    fig = _figure(figsize=(1.7 * n_cols + 1.2, (1.45 * n_rows + 0.5) * len(task.channel_names)))
+    blocks = np.atleast_1d(fig.subfigures(len(task.channel_names), 1))
+    for c, (block, channel) in enumerate(zip(blocks, task.channel_names)):
+        block.suptitle(f"channel: {channel}", fontweight="bold")
+        axes = block.subplots(n_rows, n_cols, squeeze=False)
+        for j in range(n_cols):
+            cells = [images[j, c] for _, images in rows]
+            lo, hi = min(float(x.min()) for x in cells), max(float(x.max()) for x in cells)
+            for i, ((label, _), image) in enumerate(zip(rows, cells)):
+                ax = axes[i, j]
+                ax.imshow(image, vmin=lo, vmax=hi if hi > lo else lo + 1, cmap="viridis", aspect="auto")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(columns[j], fontsize=9)
+                if j == 0:
+                    ax.set_ylabel(label, fontsize=9)
+    fig.suptitle(f"{task.name}: test images and reconstructions (VAEs are trained on {task.class_names[0]} only)")
+    return _save(fig, path)
+
+
+def _recon_rows(recon_by_model: Mapping[str, Mapping[str, np.ndarray]], per_class: int):
+    """Rows ``(label, images (n, C, H, W))`` and the class of each column. Models usually share their
+    test images (same data, same pick); a model whose originals differ gets its own "original" row."""
+    rows: list[tuple[str, np.ndarray]] = []
+    labels = np.zeros(0, dtype=int)
+    shown = None
+    for label, recon in recon_by_model.items():
+        y = np.asarray(recon["y"])
+        pick = np.concatenate([np.flatnonzero(y == k)[:per_class] for k in (0, 1)])
+        original = np.asarray(recon["original"])[pick]
+        if shown is None:
+            labels = y[pick].astype(int)
+        if shown is None or original.shape != shown.shape or not np.allclose(original, shown):
+            rows.append(("original" if shown is None else f"original ({label})", original))
+            shown = original
+        rows.append((label, np.asarray(recon["reconstructed"])[pick]))
+    return rows, labels
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

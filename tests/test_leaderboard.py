@@ -1,0 +1,265 @@
+"""The leaderboard and its figures, from hand-written run directories (no Ray, no training)."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import leaderboard, plots
+from benchmark.cli import main
+from benchmark.tasks import get_task
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: float, test_auc: float,
+                source: str = "synthetic", data_seed: int = 0, repeats: int = 1, cpus: float = 2.0,
+                trial_time_s: float = 7200.0, argv: tuple[str, ...] | None = None) -> Path:
+    """One study directory as ``benchmark.runner`` leaves it, plus (or extending) its run.json."""
+    study = runs / run_id / task / model
+    study.mkdir(parents=True, exist_ok=True)
+    if source == "real":
+        data = {"files": {"b.npy": {"path": "/d/b.npy", "sha256": "bb" * 32},
+                          "a.npy": {"path": "/d/a.npy", "sha256": "aa" * 32}},
+                "generator_version": None, "n_samples": None, "seed": data_seed, "split_sizes": {"test": 120}}
+    else:
+        data = {"files": None, "generator_version": f"{task}-1", "n_samples": 800, "seed": data_seed,
+                "split_sizes": {"train": 560, "val": 120, "test": 120}}
+    runs_ = [{"seed": i, "auc": test_auc - 0.01 * i, "train_s": 1.0} for i in range(repeats)]
+    test = {"auc": test_auc, "auc_low": test_auc - 0.013, "auc_high": test_auc + 0.013, "accuracy": 0.7,
+            "rej_at_eff50": 12.5, "rej_at_eff30": float("inf"), "auc_mean": float(np.mean([r["auc"] for r in runs_])),
+            "auc_std": float(np.std([r["auc"] for r in runs_], ddof=1)) if repeats > 1 else 0.0, "repeats": runs_}
+    result = {"task": task, "model": model, "source": source, "data": data, "sampler": "tpe", "scheduler": "asha",
+              "seed": data_seed, "trials": {"completed": 3, "pruned": 1, "failed": 0}, "best_trial": "t1",
+              "best_config": {"lr": 0.001, "width": 8}, "val_auc": val_auc, "search_wall_s": 60.0,
+              "trial_time_s": trial_time_s, "n_parameters": 1234, "test": test}
+    (study / "result.json").write_text(json.dumps(result))
+    rng = np.random.default_rng(zlib.crc32(f"{run_id}{task}{model}".encode()))
+    y = np.r_[np.zeros(60), np.ones(60)].astype(np.int8)
+    np.savez(study / "roc.npz", y=y, score=(y * 1.5 + rng.normal(size=120)).astype(np.float32),
+             aux=np.zeros((120, 1), np.float32))
+    if model in ("vae", "beta_vae"):
+        shape = (8, *get_task(task).image_shape)
+        original = rng.random(shape, dtype=np.float32)
+        np.savez(study / "recon.npz", original=original, reconstructed=original * 0.8,
+                 y=np.array([0, 0, 0, 0, 1, 1, 1, 1], np.int8))
+    record_path = runs / run_id / "run.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"name": run_id, "invocations": []}
+    record["invocations"].append({
+        "argv": list(argv or ("/venv/bin/bench", "run", "--task", task, "--model", model, "--name", run_id)),
+        "time": "2026-11-22T16:00:00+0000", "versions": {"hepbench": "0.1.0"},
+        "hardware": {"cpus": 2, "gpus": 0}, "spec": {"tasks": [task], "models": [model], "cpus_per_trial": cpus,
+                                                     "gpus_per_trial": 0.0}})
+    record_path.write_text(json.dumps(record))
+    return study
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_csv_schema_column_order_and_values(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.81, cpus=2.0, trial_time_s=7200.0)
+    write_study(runs, "r1", "hcal_dqm", "logreg", val_auc=0.9, test_auc=0.95, source="real")
+    leaderboard.update(runs, out)
+    expected = ("schema_version", "task", "model", "source", "data_hash", "test_auc", "auc_low", "auc_high",
+                "accuracy", "rej_at_eff50", "rej_at_eff30", "auc_mean", "auc_std", "repeats", "val_auc",
+                "trials_completed", "trials_pruned", "trials_failed", "sampler", "scheduler", "search_wall_s",
+                "cpu_hours", "gpu_hours", "n_parameters", "best_config", "seed", "package_version", "date",
+                "run_id", "command")
+    assert leaderboard.COLUMNS == expected and leaderboard.SCHEMA_VERSION == 1
+    frame = pd.read_csv(out / "leaderboard.csv")
+    assert tuple(frame.columns) == expected and (frame["schema_version"] == 1).all()
+    eg, hcal = read_csv(out / "leaderboard.csv")
+    assert (eg["task"], eg["model"], eg["source"], eg["run_id"]) == ("ee_gamma", "resnet15", "synthetic", "r1")
+    assert eg["data_hash"] == hashlib.sha256(b"ee_gamma-1|800|0").hexdigest()
+    assert hcal["data_hash"] == hashlib.sha256(("aa" * 32 + "bb" * 32).encode()).hexdigest()  # by file name
+    assert float(eg["cpu_hours"]) == pytest.approx(4.0) and float(eg["gpu_hours"]) == 0.0  # 2 h x 2 CPUs
+    assert float(eg["rej_at_eff30"]) == float("inf") and json.loads(eg["best_config"]) == {"lr": 0.001, "width": 8}
+    assert eg["command"] == "bench run --task ee_gamma --model resnet15 --name r1"
+    assert (eg["package_version"], eg["date"], eg["repeats"]) == ("0.1.0", "2026-11-22", "1")
+    assert leaderboard.load(out) == leaderboard.collect(runs)  # the CSV round-trips
+
+
+def test_rows_follow_task_order_then_test_auc_descending(tmp_path):
+    runs = tmp_path / "runs"
+    for model, auc in (("logreg", 0.70), ("xgboost", 0.90), ("vit", 0.80)):
+        write_study(runs, "a", "hcal_dqm", model, val_auc=0.5, test_auc=auc)
+    write_study(runs, "b", "ee_gamma", "svm", val_auc=0.5, test_auc=0.60)
+    rows = leaderboard.collect(runs)
+    assert [(r.task, r.model) for r in rows] == [("ee_gamma", "svm"), ("hcal_dqm", "xgboost"),
+                                                 ("hcal_dqm", "vit"), ("hcal_dqm", "logreg")]
+
+
+def test_the_best_run_is_chosen_by_validation_auc_not_test_auc(tmp_path):
+    runs = tmp_path / "runs"
+    write_study(runs, "lucky", "ee_gamma", "svm", val_auc=0.70, test_auc=0.95)
+    write_study(runs, "best-val", "ee_gamma", "svm", val_auc=0.80, test_auc=0.75)
+    write_study(runs, "other-data", "ee_gamma", "svm", val_auc=0.60, test_auc=0.60, data_seed=1)
+    rows = leaderboard.collect(runs)
+    assert sorted(r.run_id for r in rows) == ["best-val", "other-data"]  # one row per data hash
+
+
+def test_markdown_marks_literature_and_shows_pictures_and_commands(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.812, repeats=3)
+    write_study(runs, "r1", "ee_gamma", "vae", val_auc=0.6, test_auc=0.6)
+    leaderboard.update(runs, out)
+    md = (out / "leaderboard.md").read_text()
+    assert "## ee_gamma" in md and "0.812 [0.79, 0.83]" in md  # interval rounded outwards
+    assert "0.802 ± 0.010 (3)" in md  # mean ± std over the three seeds
+    assert md.index("| 1 | resnet15") < md.index("| 2 | vae")
+    literature = [line for line in md.splitlines() if "ResNet-15" in line]
+    assert len(literature) == 1 and "(literature, not produced here)" in literature[0]
+    assert "| 0.810 |" in literature[0] and "| 0.740 |" in literature[0]  # AUC and accuracy columns
+    assert "![ROC](roc_ee_gamma.png)" in md and "![reconstructions](recon_ee_gamma.png)" in md
+    assert "bench run --task ee_gamma --model resnet15 --name r1" in md
+
+
+def test_table_format_is_aligned_text(tmp_path):
+    runs = tmp_path / "runs"
+    write_study(runs, "r1", "hcal_dqm", "naive_bayes", val_auc=0.8, test_auc=0.9)
+    text = leaderboard.format_table(leaderboard.collect(runs))
+    lines = text.splitlines()
+    assert lines[0].startswith("hcal_dqm: ") and "naive_bayes" in text
+    assert "ViT (literature)" in text and "ViT (literature, not produced here): ML4Sci" in text
+    assert set(lines[2]) <= {"-", " "}  # the rule under the header
+    assert lines[1].index("test AUC") == lines[3].index("0.900 [")
+
+
+def _concurrent_worker(runs: str, out: str, i: int, barrier) -> None:
+    write_study(Path(runs), f"run{i}", "hcal_dqm", "logreg", val_auc=0.8, test_auc=0.8 + i / 100, data_seed=i)
+    barrier.wait()  # all update at once: the lock must serialise them
+    leaderboard.update(Path(runs), Path(out))
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_updates_from_several_processes_lose_no_rows(tmp_path):
+    runs, out, n = tmp_path / "runs", tmp_path / "board", 5
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(n)
+    procs = [ctx.Process(target=_concurrent_worker, args=(str(runs), str(out), i, barrier)) for i in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=100)
+    assert [p.exitcode for p in procs] == [0] * n
+    rows = read_csv(out / "leaderboard.csv")
+    assert sorted(r["run_id"] for r in rows) == [f"run{i}" for i in range(n)]  # none lost, none twice
+    assert len(pd.read_csv(out / "leaderboard.csv")) == n
+    assert sum("| logreg |" in line for line in (out / "leaderboard.md").read_text().splitlines()) == n
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]  # every write was replaced into place
+
+
+def test_rebuild_starts_from_scratch(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "keep", "hcal_dqm", "svm", val_auc=0.8, test_auc=0.8)
+    gone = write_study(runs, "gone", "ee_gamma", "svm", val_auc=0.8, test_auc=0.8)
+    leaderboard.update(runs, out)
+    assert (out / "roc_ee_gamma.png").is_file()
+    for path in gone.parent.parent.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    leaderboard.update(runs, out)
+    assert [r["run_id"] for r in read_csv(out / "leaderboard.csv")] == ["keep"]
+    assert (out / "roc_ee_gamma.png").is_file()  # an update only adds and replaces
+    leaderboard.rebuild(runs, out)
+    assert [r["run_id"] for r in read_csv(out / "leaderboard.csv")] == ["keep"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["roc_hcal_dqm.png"]
+
+
+def test_unfinished_and_malformed_results_are_skipped_with_one_line_warnings(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    write_study(runs, "ok", "hcal_dqm", "svm", val_auc=0.8, test_auc=0.8)
+    (runs / "running" / "hcal_dqm" / "vit").mkdir(parents=True)  # no result.json yet: silently ignored
+    bad_json = write_study(runs, "cut", "hcal_dqm", "logreg", val_auc=0.8, test_auc=0.8) / "result.json"
+    bad_json.write_text(bad_json.read_text()[:40])
+    no_key = write_study(runs, "old", "hcal_dqm", "xgboost", val_auc=0.8, test_auc=0.8) / "result.json"
+    no_key.write_text(json.dumps({k: v for k, v in json.loads(no_key.read_text()).items() if k != "val_auc"}))
+    rows = leaderboard.collect(runs)
+    assert [r.run_id for r in rows] == ["ok"]
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("bench: warning: skipping ") for w in warnings)
+    assert "cut" in warnings[0] and "JSONDecodeError" in warnings[0] and "'val_auc'" in warnings[1]
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_roc_and_reconstruction_figures_are_png_files(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(100), np.ones(100)]
+    curves = {"good": (y, 2 * y + rng.normal(size=200)), "perfect": (y, y.copy()), "random": (y, rng.random(200))}
+    assert _is_png(plots.roc_figure(get_task("quark_gluon"), curves, tmp_path / "roc.png"))
+    task = get_task("atlas_topo")
+    images = rng.random((10, *task.image_shape), dtype=np.float32)
+    labels = np.array([0] * 5 + [1] * 5)
+    recon = {"vae": {"original": images, "reconstructed": images * 0.5, "y": labels},
+             "beta_vae": {"original": images + 1, "reconstructed": images, "y": labels}}  # other originals
+    assert _is_png(plots.recon_figure(task, recon, tmp_path / "recon.png"))
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_update_draws_every_task_picture(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "r", "ee_gamma", "beta_vae", val_auc=0.6, test_auc=0.6)
+    write_study(runs, "r", "ee_gamma", "xgboost", val_auc=0.6, test_auc=0.7)
+    write_study(runs, "r", "hcal_dqm", "xgboost", val_auc=0.6, test_auc=0.7)
+    leaderboard.update(runs, out)
+    assert all(_is_png(out / name) for name in ("roc_ee_gamma.png", "recon_ee_gamma.png", "roc_hcal_dqm.png"))
+    assert not (out / "recon_hcal_dqm.png").exists()
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_leaderboard_csv_and_task_filter(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "r", "ee_gamma", "svm", val_auc=0.6, test_auc=0.7)
+    write_study(runs, "r", "hcal_dqm", "svm", val_auc=0.6, test_auc=0.7)
+    code, stdout, _ = run_cli(capsys, "leaderboard", "--rebuild", "--runs-dir", str(runs), "--out", str(out),
+                              "--format", "csv")
+    assert code == 0 and stdout == (out / "leaderboard.csv").read_text()
+    assert [r["task"] for r in csv.DictReader(io.StringIO(stdout))] == ["ee_gamma", "hcal_dqm"]
+    code, stdout, _ = run_cli(capsys, "leaderboard", "--out", str(out), "--format", "csv", "--task", "hcal_dqm")
+    assert code == 0 and [r["task"] for r in csv.DictReader(io.StringIO(stdout))] == ["hcal_dqm"]
+    code, stdout, _ = run_cli(capsys, "leaderboard", "--out", str(out), "--format", "markdown")
+    assert code == 0 and "![ROC](roc_hcal_dqm.png)" in stdout
+    code, stdout, _ = run_cli(capsys, "leaderboard", "--out", str(out))
+    assert code == 0 and "svm" in stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--task", "hcal_dq"), "unknown task 'hcal_dq' (did you mean 'hcal_dqm'?)"),
+    ((), "no leaderboard in"),
+])
+def test_cli_leaderboard_errors_are_one_line(tmp_path, capsys, argv, message):
+    code, _, err = run_cli(capsys, "leaderboard", "--out", str(tmp_path / "none"), *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_run_passes_the_leaderboard_dir(tmp_path, capsys, monkeypatch):
+    import benchmark.runner
+
+    seen = {}
+    monkeypatch.setattr(benchmark.runner, "run", lambda spec: seen.setdefault("spec", spec) and tmp_path)
+    code, _, _ = run_cli(capsys, "run", "--task", "hcal_dqm", "--model", "svm", "--leaderboard-dir", str(tmp_path / "lb"))
+    assert code == 0 and seen["spec"].leaderboard_dir == tmp_path / "lb"
+    assert benchmark.runner.RunSpec(tasks=(), models=()).leaderboard_dir == Path("leaderboard")
