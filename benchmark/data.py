@@ -74,6 +74,12 @@ class Prepared:
         return SplitData(*(np.load(d / f"{k}.npy", mmap_mode="r") for k in ("X", "y", "aux", "features")))
 
 
+def load_prepared(task: TaskSpec, path: Path) -> Prepared | None:
+    """The prepared data at ``path`` if it is complete on this machine, else None."""
+    manifest = Path(path) / "manifest.json"
+    return Prepared(task, Path(path), json.loads(manifest.read_text())) if manifest.is_file() else None
+
+
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """``--data-dir``, else ``$BENCH_DATA_DIR``, else the user cache directory."""
     if explicit:
@@ -164,8 +170,8 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, n_samp
                 "split_fractions": task.split_fractions, **identity}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     final = root / "prepared" / task.name / f"{source.value}-{key}"
-    if (final / "manifest.json").is_file():
-        return Prepared(task, final, json.loads((final / "manifest.json").read_text()))
+    if (cached := load_prepared(task, final)) is not None:
+        return cached
 
     if source is Source.REAL:
         reader = task.open_real(file_set, paths)
@@ -193,7 +199,7 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, n_samp
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Prepared(task, final, json.loads((final / "manifest.json").read_text()))
+    return load_prepared(task, final)
 
 
 def _write_splits(task: TaskSpec, out: Path, y_all: np.ndarray, splits: dict[Split, np.ndarray],

@@ -110,6 +110,7 @@ def run(spec: RunSpec) -> Path:
         prep = dict(task_name=task.name, source=source.value, root=str(spec.data_root), seed=spec.seed,
                     n_samples=spec.n_samples)
         prepared = _prepare(**prep, progress=True)
+        prep["path"] = str(prepared.path)  # trials on this node open it directly (no re-hashing)
         for model in spec.models:
             study_dir = run_dir / task.name / model.replace(":", "_")
             if (study_dir / "result.json").is_file():
@@ -122,12 +123,16 @@ def run(spec: RunSpec) -> Path:
     return run_dir
 
 
-def _prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int | None, progress: bool = False):
-    """Prepare (or reuse) the splits on this node; a file lock keeps concurrent trials from racing."""
+def _prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int | None, progress: bool = False,
+             path: str | None = None):
+    """The prepared splits: opened at ``path`` when this node has them (the per-trial fast path),
+    else prepared here once, a file lock keeping concurrent trials of the node from racing."""
     from filelock import FileLock
 
     from benchmark.tasks import get_task
 
+    if path and (prepared := data.load_prepared(get_task(task_name), Path(path))) is not None:
+        return prepared
     root_path = Path(root)
     lock_dir = root_path / "prepared"
     lock_dir.mkdir(parents=True, exist_ok=True)
