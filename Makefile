@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-RUN_ARGS ?= --task ee_gamma --trials 8 --max-epochs 4 --n-samples 4000
+RUN_ARGS ?= --task ee_gamma --trials 6 --max-epochs 3 --n-samples 3000
 
 .PHONY: setup run test clean
 setup: $(VENV)/.installed
