@@ -254,8 +254,10 @@ class LeaderboardCommand(Command):
         from benchmark.tasks import get_task
 
         task = get_task(args.task).name if args.task else None  # an unknown task fails before any work
-        out = Path(args.out)
-        rows = leaderboard.rebuild(Path(args.runs_dir), out) if args.rebuild else leaderboard.load(out)
+        out, runs_dir = Path(args.out), Path(args.runs_dir)
+        if args.rebuild and not runs_dir.is_dir():  # rebuilding from nothing would empty the board
+            raise BenchError(f"--rebuild: no runs directory {runs_dir} (pass --runs-dir)")
+        rows = leaderboard.rebuild(runs_dir, out) if args.rebuild else leaderboard.load(out)
         rows = [r for r in rows if task is None or r.task == task]
         if args.format == "csv":
             print(leaderboard.format_csv(rows), end="")

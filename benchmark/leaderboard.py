@@ -32,8 +32,8 @@ from pathlib import Path
 
 from benchmark.errors import BenchError
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "collect", "format_csv", "format_markdown", "format_table",
-           "load", "rebuild", "update"]
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "collect", "data_hash", "format_csv", "format_markdown",
+           "format_table", "load", "rebuild", "update"]
 
 #: Version of the CSV columns below; bump it when a column is added, removed, renamed or re-meant.
 SCHEMA_VERSION = 1
@@ -228,10 +228,18 @@ def _write_figures(rows: list[Row], out_dir: Path) -> None:
                         recons[label] = {k: recon[k] for k in ("original", "reconstructed", "y")}
             except (OSError, ValueError, KeyError) as e:
                 _warn(f"{r.study_dir}: ROC / reconstruction arrays unreadable ({e}); left out of the pictures")
-        if curves:
-            plots.roc_figure(task, curves, out_dir / f"roc_{task_name}.png")
-        if recons:
-            plots.recon_figure(task, recons, out_dir / f"recon_{task_name}.png")
+        # a picture that cannot be drawn must not cost the board (this runs at the end of `bench run`),
+        # nor leave an older picture that no longer matches the table
+        for draw, arrays, name in ((plots.roc_figure, curves, "roc"), (plots.recon_figure, recons, "recon")):
+            path = out_dir / f"{name}_{task_name}.png"
+            try:
+                if arrays:
+                    draw(task, arrays, path)
+                else:
+                    path.unlink(missing_ok=True)
+            except (OSError, ValueError) as e:
+                path.unlink(missing_ok=True)
+                _warn(f"{task_name}: {name} picture not drawn ({type(e).__name__}: {e})")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -265,7 +273,10 @@ def load(out_dir: Path) -> list[Row]:
         raise BenchError(f"{path} is not leaderboard schema {SCHEMA_VERSION}: "
                          "regenerate it with `bench leaderboard --rebuild`")
     types = {f.name: _PARSE[f.type] for f in dataclasses.fields(Row) if f.name != "study_dir"}
-    return [Row(**{c: types[c](v) for c, v in zip(COLUMNS[1:], line[1:])}) for line in lines]
+    try:
+        return [Row(**{c: types[c](v) for c, v in zip(COLUMNS[1:], line[1:], strict=True)}) for line in lines]
+    except (ValueError, TypeError) as e:
+        raise BenchError(f"{path}: unreadable ({e}): regenerate it with `bench leaderboard --rebuild`") from None
 
 
 def format_table(rows: list[Row]) -> str:
@@ -316,7 +327,7 @@ def _cells(r: Row, rank: int) -> tuple[str, ...]:
     return (str(rank), r.model, f"{r.source} {r.data_hash[:8]}", _auc_ci(r.test_auc, r.auc_low, r.auc_high), spread,
             f"{r.accuracy:.3f}", _num(r.rej_at_eff50), _num(r.rej_at_eff30), f"{r.val_auc:.3f}",
             f"{r.trials_completed}/{r.trials_pruned}/{r.trials_failed}", f"{r.sampler}/{r.scheduler}",
-            _num(r.cpu_hours, 2), _num(r.gpu_hours, 2), f"{r.n_parameters:,}", r.run_id)
+            _hours(r.cpu_hours), _hours(r.gpu_hours), f"{r.n_parameters:,}", r.run_id)
 
 
 def _literature(task_name: str) -> list[tuple[tuple[str, ...], str]]:
@@ -344,6 +355,10 @@ def _auc_ci(auc: float, low: float, high: float) -> str:
 
 def _num(x: float, digits: int = 1) -> str:
     return "-" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.{digits}f}")
+
+
+def _hours(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.3g}"  # tiny test runs and week-long sweeps alike
 
 
 def _aligned(lines: list[tuple[str, ...]]) -> str:

@@ -202,7 +202,7 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
     from benchmark.tasks import list_tasks
 
     rows = []
-    for task in list_tasks():
+    for task in (t for t in list_tasks() if t.name in n):
         p = prepare(task, source=Source.SYNTHETIC, root=root, seed=0, n_samples=n.get(task.name, task.default_n_samples))
         train, val, test = (p.split(s) for s in Split)
         for cls in list_models():
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--concurrency", type=int, default=2)
     d = sub.add_parser("defaults")
     d.add_argument("--n", nargs="*", default=["ee_gamma=10000", "quark_gluon=3000", "hcal_dqm=4000", "atlas_topo=10000"],
-                   metavar="TASK=N", help="synthetic samples per task")
+                   metavar="TASK=N", help="the tasks to run and their synthetic sample counts")
     d.add_argument("--epochs", type=int, default=5)
     d.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

@@ -47,13 +47,16 @@ def roc_figure(task: TaskSpec, curves: Mapping[str, tuple[np.ndarray, np.ndarray
                     key=lambda item: (-item[0], item[1]))
     fig = _figure(figsize=(13, 5.2))
     hep, roc = fig.subplots(1, 2)
+    eff = np.linspace(0.005, 1.0, 400)
     for i, (auc, label, y, s) in enumerate(ranked):
         fpr, tpr, _ = metrics.roc_curve(y, s)
         style = dict(color=f"C{i % 10}", lw=1.6, label=f"{label} (AUC {auc:.3f})")
-        passed = fpr > 0  # no background passes: rejection infinite, nothing to draw on a log axis
-        hep.plot(tpr[passed], 1.0 / fpr[passed], drawstyle="steps-post", **style)
+        rejection = _rejection(fpr, tpr, eff)
+        note = "" if np.isfinite(rejection).any() else ", no background passes: $1/\\epsilon_B = \\infty$"
+        hep.plot(eff, rejection, **{**style, "label": style["label"][:-1] + note + ")"})
         roc.plot(fpr, tpr, **style)
-    eff = np.linspace(0.01, 1.0, 200)
+    for k, working_point in enumerate(metrics.REJECTION_EFFICIENCIES.values()):  # the table's columns
+        hep.axvline(working_point, color="grey", ls="--", lw=0.8, label=None if k else "tabled $\\epsilon_S$")
     hep.plot(eff, 1.0 / eff, "k:", lw=1, label="random guess")
     roc.plot([0, 1], [0, 1], "k:", lw=1, label="random guess")
     hep.set(yscale="log", xlim=(0, 1), title="HEP view (higher is better)",
@@ -70,6 +73,18 @@ def roc_figure(task: TaskSpec, curves: Mapping[str, tuple[np.ndarray, np.ndarray
     return _save(fig, path)
 
 
+def _rejection(fpr: np.ndarray, tpr: np.ndarray, eff: np.ndarray) -> np.ndarray:
+    """``1 / eps_B`` at each signal efficiency in ``eff`` (in (0, 1]), read off the piecewise-linear
+    ROC as :func:`metrics.background_rejection` does, so the curve passes through the table's values.
+    NaN where no background passes (infinite rejection: nothing to draw on a log axis)."""
+    i = np.searchsorted(tpr, eff, side="left")  # first point with tpr >= eff; >= 1 as tpr[0] == 0
+    lo = i - 1
+    frac = (eff - tpr[lo]) / np.maximum(tpr[i] - tpr[lo], 1e-300)
+    eps_b = np.where(tpr[i] == eff, fpr[i], fpr[lo] + frac * (fpr[i] - fpr[lo]))
+    with np.errstate(divide="ignore"):
+        return np.where(eps_b > 0, 1.0 / eps_b, np.nan)
+
+
 def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.ndarray]], path: Path, *,
                  per_class: int = 3) -> Path:
     """Test images beside their VAE reconstructions, one block per channel, in one PNG at ``path``.
@@ -83,9 +98,12 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
         raise ValueError(f"{task.name}: no reconstructions to draw")
     rows, labels = _recon_rows(recon_by_model, per_class)
     columns = [f"{task.class_names[k]} #{int((labels[:j] == k).sum()) + 1}" for j, k in enumerate(labels)]
-    n_rows, n_cols = len(rows), len(columns)
-    fig = _figure(figsize=(1.7 * n_cols + 1.2, (1.45 * n_rows + 0.5) * len(task.channel_names)))
-    blocks = np.atleast_1d(fig.subfigures(len(task.channel_names), 1))
+    n_rows, n_cols, n_channels = len(rows), len(columns), len(task.channel_names)
+    _, height, width = task.image_shape
+    # cells keep roughly the image's aspect, but a many-channel task must still fit a screen or two
+    cell = min(float(np.clip(1.7 * height / width, 0.9, 2.6)), max(0.9, 20.0 / (n_rows * n_channels)))
+    fig = _figure(figsize=(1.7 * n_cols + 1.2, (cell * n_rows + 0.5) * n_channels))
+    blocks = np.atleast_1d(fig.subfigures(n_channels, 1))
     for c, (block, channel) in enumerate(zip(blocks, task.channel_names)):
         block.suptitle(f"channel: {channel}", fontweight="bold")
         axes = block.subplots(n_rows, n_cols, squeeze=False)

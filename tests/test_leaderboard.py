@@ -15,6 +15,7 @@ import pytest
 
 from benchmark import leaderboard, plots
 from benchmark.cli import main
+from benchmark.errors import BenchError
 from benchmark.tasks import get_task
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -193,6 +194,21 @@ def test_unfinished_and_malformed_results_are_skipped_with_one_line_warnings(tmp
     assert "cut" in warnings[0] and "JSONDecodeError" in warnings[0] and "'val_auc'" in warnings[1]
 
 
+def test_unreadable_arrays_or_csv_never_crash_an_update(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    study = write_study(runs, "r", "hcal_dqm", "svm", val_auc=0.8, test_auc=0.8)
+    leaderboard.update(runs, out)
+    assert (out / "roc_hcal_dqm.png").is_file()
+    (study / "roc.npz").write_bytes(b"not a zip")
+    assert [r.model for r in leaderboard.update(runs, out)] == ["svm"]  # the row stays, its curve goes
+    assert "ROC / reconstruction arrays unreadable" in capsys.readouterr().err
+    assert not (out / "roc_hcal_dqm.png").exists() and "![ROC]" not in (out / "leaderboard.md").read_text()
+    text = (out / "leaderboard.csv").read_text()
+    (out / "leaderboard.csv").write_text(text.replace(",svm,", ",svm,extra,"))
+    with pytest.raises(BenchError, match="--rebuild"):
+        leaderboard.load(out)
+
+
 def _is_png(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_MAGIC
 
@@ -209,6 +225,18 @@ def test_roc_and_reconstruction_figures_are_png_files(tmp_path):
              "beta_vae": {"original": images + 1, "reconstructed": images, "y": labels}}  # other originals
     assert _is_png(plots.recon_figure(task, recon, tmp_path / "recon.png"))
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_the_hep_view_passes_through_the_tabled_rejections():
+    from benchmark.metrics import background_rejection, roc_curve
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    s = np.round(y + rng.normal(size=500), 1)  # ties: horizontal and vertical ROC runs
+    eff = np.array([0.05, 0.3, 0.5, 0.77, 1.0])
+    fpr, tpr, _ = roc_curve(y, s)
+    expected = [background_rejection(y, s, e) for e in eff]
+    assert np.allclose(plots._rejection(fpr, tpr, eff), np.where(np.isinf(expected), np.nan, expected), equal_nan=True)
 
 
 def test_update_draws_every_task_picture(tmp_path):
@@ -249,6 +277,7 @@ def test_cli_leaderboard_csv_and_task_filter(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (("--task", "hcal_dq"), "unknown task 'hcal_dq' (did you mean 'hcal_dqm'?)"),
     ((), "no leaderboard in"),
+    (("--rebuild", "--runs-dir", "no-such-dir"), "--rebuild: no runs directory no-such-dir"),
 ])
 def test_cli_leaderboard_errors_are_one_line(tmp_path, capsys, argv, message):
     code, _, err = run_cli(capsys, "leaderboard", "--out", str(tmp_path / "none"), *argv)
