@@ -200,7 +200,8 @@ class RunCommand(Command):
                             help="a search-space YAML file replacing the model's own")
         parser.add_argument("--address", default=None, help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
         parser.add_argument("--runs-dir", default="runs")
-        parser.add_argument("--leaderboard-dir", default="leaderboard", help="updated at the end (default leaderboard)")
+        parser.add_argument("--leaderboard-dir", default="leaderboard",
+                            help="regenerated from --runs-dir at the end (default leaderboard)")
         parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's logs")
 
     def run(self, args):
@@ -226,11 +227,11 @@ class RunCommand(Command):
                        resume=args.resume, repeats=args.repeats, address=args.address,
                        data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
                        leaderboard_dir=Path(args.leaderboard_dir),
-                       verbose=args.verbose, argv=tuple(sys.argv))
+                       verbose=args.verbose, argv=("bench", *args.argv))
         try:
             run_dir = run(spec)
         except KeyboardInterrupt as e:
-            again = [a for a in sys.argv[1:] if a != "--resume"] + ([] if args.name else ["--name", spec.name])
+            again = [a for a in args.argv if a != "--resume"] + ([] if args.name else ["--name", spec.name])
             print(f"\nbench: {e or 'interrupted'}; finished trials are kept. Continue with:\n"
                   f"  bench {' '.join(again)} --resume", file=sys.stderr)
             return 130
@@ -309,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.handler.run(args)
     except BenchError as e:

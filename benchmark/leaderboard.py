@@ -353,8 +353,8 @@ def _auc_ci(auc: float, low: float, high: float) -> str:
     return f"{auc:.3f} [{math.floor(low * 100) / 100:.2f}, {math.ceil(high * 100) / 100:.2f}]"
 
 
-def _num(x: float, digits: int = 1) -> str:
-    return "-" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.{digits}f}")
+def _num(x: float) -> str:
+    return "-" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.1f}")
 
 
 def _hours(x: float) -> str:

@@ -182,7 +182,8 @@ def runner_cost(*, trials: int, n: int, root: Path, concurrency: int) -> list[di
     for conc in sorted({1, concurrency}):
         spec = runner.RunSpec(tasks=(task_name,), models=(model_name,), trials=trials, n_samples=n, seed=0,
                               concurrency=conc, source="synthetic", name=f"cost-{conc}", data_root=root,
-                              runs_dir=root / "runs", spaces={model_name: str(space_file)})
+                              runs_dir=root / "runs", leaderboard_dir=root / "leaderboard",
+                              spaces={model_name: str(space_file)})
         run_dir = runner.run(spec)
         import json
 

@@ -94,6 +94,8 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
     class are shown as columns; within a column all rows share one colour scale, so brightness is
     comparable between an original and its reconstructions.
     """
+    from matplotlib import colormaps
+
     if not recon_by_model:
         raise ValueError(f"{task.name}: no reconstructions to draw")
     rows, labels = _recon_rows(recon_by_model, per_class)
@@ -103,24 +105,34 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
     # cells keep roughly the image's aspect, but a many-channel task must still fit a screen or two
     cell = min(float(np.clip(1.7 * height / width, 0.9, 2.6)), max(0.9, 20.0 / (n_rows * n_channels)))
     fig = _figure(figsize=(1.7 * n_cols + 1.2, (cell * n_rows + 0.5) * n_channels))
+    cmap = colormaps["viridis"].with_extremes(bad="white")  # NaN: the gaps between samples
     blocks = np.atleast_1d(fig.subfigures(n_channels, 1))
     for c, (block, channel) in enumerate(zip(blocks, task.channel_names)):
         block.suptitle(f"channel: {channel}", fontweight="bold")
-        axes = block.subplots(n_rows, n_cols, squeeze=False)
-        for j in range(n_cols):
-            cells = [images[j, c] for _, images in rows]
-            lo, hi = min(float(x.min()) for x in cells), max(float(x.max()) for x in cells)
-            for i, ((label, _), image) in enumerate(zip(rows, cells)):
-                ax = axes[i, j]
-                ax.imshow(image, vmin=lo, vmax=hi if hi > lo else lo + 1, cmap="viridis", aspect="auto")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if i == 0:
-                    ax.set_title(columns[j], fontsize=9)
-                if j == 0:
-                    ax.set_ylabel(label, fontsize=9)
+        strips, centres = _strips(np.stack([images[:, c] for _, images in rows]))
+        for i, (ax, (label, _)) in enumerate(zip(block.subplots(n_rows, 1, squeeze=False)[:, 0], rows)):
+            ax.imshow(strips[i], vmin=0, vmax=1, cmap=cmap, aspect="auto", interpolation="nearest")
+            ax.set_yticks([])
+            ax.set_ylabel(label, fontsize=9)
+            ax.set_xticks(centres, columns if i == 0 else [], fontsize=9)
+            ax.xaxis.set_ticks_position("top")
+            ax.tick_params(length=0)
     fig.suptitle(f"{task.name}: test images and reconstructions (VAEs are trained on {task.class_names[0]} only)")
     return _save(fig, path)
+
+
+def _strips(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols, H, W)`` images -> one ``(rows, H, cols * (W + gap) - gap)`` strip per row, each
+    column scaled to [0, 1] over all its rows, NaN gaps between columns; and the column centres.
+    One image per row instead of one axes per cell keeps many-channel tasks fast to draw."""
+    n_rows, n_cols, height, width = cells.shape
+    lo = cells.min(axis=(0, 2, 3), keepdims=True)
+    span = cells.max(axis=(0, 2, 3), keepdims=True) - lo
+    scaled = (cells - lo) / np.where(span > 0, span, 1.0)
+    gap = max(1, width // 8)
+    padded = np.concatenate([scaled, np.full((n_rows, n_cols, height, gap), np.nan)], axis=3)
+    strips = padded.transpose(0, 2, 1, 3).reshape(n_rows, height, n_cols * (width + gap))[:, :, :-gap]
+    return strips, np.arange(n_cols) * (width + gap) + (width - 1) / 2
 
 
 def _recon_rows(recon_by_model: Mapping[str, Mapping[str, np.ndarray]], per_class: int):

@@ -119,7 +119,11 @@ def run(spec: RunSpec) -> Path:
             _search(spec, task, model, spaces[model], prepared, prep, study_dir)
     from benchmark import leaderboard  # regenerated from every run in runs_dir, under a file lock
 
-    leaderboard.update(spec.runs_dir, spec.leaderboard_dir)
+    try:
+        leaderboard.update(spec.runs_dir, spec.leaderboard_dir)
+    except OSError as e:  # the results are saved; only the board could not be written
+        print(f"bench: warning: leaderboard not updated ({e}); run `bench leaderboard --rebuild` later",
+              file=sys.stderr)
     return run_dir
 
 
@@ -457,10 +461,12 @@ def _local_gpus() -> int:
 def _record_invocation(run_dir: Path, spec: RunSpec) -> None:
     import importlib.metadata as md
 
+    from benchmark import __version__
+
     path = run_dir / "run.json"
     record = json.loads(path.read_text()) if path.is_file() else {"name": spec.name, "invocations": []}
-    versions = {}
-    for pkg in ("hepbench", "numpy", "torch", "timm", "ray", "optuna", "scikit-learn", "xgboost"):
+    versions = {"hepbench": __version__}
+    for pkg in ("numpy", "torch", "timm", "ray", "optuna", "scikit-learn", "xgboost"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

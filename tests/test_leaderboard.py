@@ -225,6 +225,11 @@ def test_roc_and_reconstruction_figures_are_png_files(tmp_path):
              "beta_vae": {"original": images + 1, "reconstructed": images, "y": labels}}  # other originals
     assert _is_png(plots.recon_figure(task, recon, tmp_path / "recon.png"))
     assert not list(tmp_path.glob(".*tmp*"))
+    cells = np.arange(2 * 3 * 4 * 8, dtype=float).reshape(2, 3, 4, 8)  # rows, columns, H, W
+    strips, centres = plots._strips(cells)
+    assert strips.shape == (2, 4, 3 * 9 - 1) and np.isnan(strips[:, :, 8]).all()  # one NaN gap column
+    assert strips[0, 0, 9] == 0.0 and strips[1, 3, 16] == 1.0  # each column scaled over its own rows
+    assert list(centres) == [3.5, 12.5, 21.5]
 
 
 def test_the_hep_view_passes_through_the_tabled_rejections():
@@ -289,6 +294,7 @@ def test_bench_run_passes_the_leaderboard_dir(tmp_path, capsys, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(benchmark.runner, "run", lambda spec: seen.setdefault("spec", spec) and tmp_path)
-    code, _, _ = run_cli(capsys, "run", "--task", "hcal_dqm", "--model", "svm", "--leaderboard-dir", str(tmp_path / "lb"))
+    code, _, _ = run_cli(capsys, "run", "--task", "hcal_dqm", "--model", "svm",
+                         "--leaderboard-dir", str(tmp_path / "lb"))
     assert code == 0 and seen["spec"].leaderboard_dir == tmp_path / "lb"
     assert benchmark.runner.RunSpec(tasks=(), models=()).leaderboard_dir == Path("leaderboard")

@@ -26,7 +26,8 @@ epochs: {type: fixed, value: 30}
 
 def bench(args, tmp_path, **kwargs):
     env = {**os.environ, "BENCH_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "benchmark.cli", *args, "--runs-dir", str(tmp_path / "runs")]
+    cmd = [sys.executable, "-m", "benchmark.cli", *args, "--runs-dir", str(tmp_path / "runs"),
+           "--leaderboard-dir", str(tmp_path / "leaderboard")]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
