@@ -219,16 +219,6 @@ def test_bad_root_raises_data_error(tmp_path, case):
 
 # --- the generator -----------------------------------------------------------------------------------
 
-def test_generator_is_deterministic_and_seed_dependent():
-    y = np.array([0, 1, 1, 0, 1, 0], dtype=np.int8)
-    a = SPEC.generate(y, np.random.default_rng(5))
-    b = SPEC.generate(y, np.random.default_rng(5))
-    c = SPEC.generate(y, np.random.default_rng(6))
-    assert a.X.tobytes() == b.X.tobytes() and a.aux.tobytes() == b.aux.tobytes()
-    assert a.X.tobytes() != c.X.tobytes()
-    assert a.X.shape == (6, 6, 32, 16) and a.X.dtype == np.float32 and a.aux.dtype == np.float32
-
-
 def test_generated_pixels_are_energy_fractions(synthetic):
     y, batch = synthetic
     assert batch.X.min() >= 0 and np.isfinite(batch.X).all()

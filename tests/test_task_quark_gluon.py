@@ -203,16 +203,6 @@ def test_parquet_float32_values_are_read(parquet_files, tmp_path):
     np.testing.assert_array_equal(got[:2], X)
 
 
-def test_generator_is_deterministic():
-    y = np.array([0, 1] * 20, np.int8)
-    a = TASK.generate(y, np.random.default_rng(3))
-    b = TASK.generate(y, np.random.default_rng(3))
-    c = TASK.generate(y, np.random.default_rng(4))
-    assert a.X.shape == (40, 3, 125, 125) and a.X.dtype == np.float32 and a.aux.shape == (40, 2)
-    assert a.X.tobytes() == b.X.tobytes() and a.aux.tobytes() == b.aux.tobytes()
-    assert not np.array_equal(a.X, c.X)
-
-
 @pytest.fixture(scope="module")
 def generated():
     y = np.random.default_rng(5).integers(0, 2, 2000).astype(np.int8)
