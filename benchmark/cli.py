@@ -49,7 +49,12 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_float(text: str) -> float:
-    value = 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {value}")
     return value
 
 

@@ -191,7 +191,7 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, n_samp
                     "split_sizes": {s.value: int(len(i)) for s, i in splits.items()},
                     "class_counts": {s.value: np.bincount(y_all[i], minlength=2).tolist() for s, i in splits.items()},
                     "preprocess": task.preprocess.__doc__ and task.preprocess.__doc__.strip().splitlines()[0]}
-        _atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
+        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2))
         try:
             os.rename(tmp, final)
         except OSError:  # a concurrent prepare of the same inputs finished first: use its result
@@ -250,7 +250,9 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, leave=False)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: readers see the
+    old or the new content, never half of it, whatever kills the writer."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmark.data import raw_dir, sha256
+from benchmark.data import atomic_write_text, raw_dir, sha256
 from benchmark.errors import DataError
 from benchmark.tasks import FileSet, TaskSpec
 
@@ -37,9 +37,7 @@ def read_sums(folder: Path) -> dict[str, str]:
 
 
 def write_sums(folder: Path, sums: dict[str, str]) -> None:
-    tmp = folder / f".{SUMS}.tmp{os.getpid()}"
-    tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
-    os.replace(tmp, folder / SUMS)
+    atomic_write_text(folder / SUMS, "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
 
 
 def fetch(task: TaskSpec, root: Path, *, mirror: str | None = None, progress: bool = True) -> list[Path]:

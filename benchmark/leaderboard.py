@@ -25,11 +25,11 @@ import hashlib
 import io
 import json
 import math
-import os
 import shlex
 import sys
 from pathlib import Path
 
+from benchmark.data import atomic_write_text
 from benchmark.errors import BenchError
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "collect", "data_hash", "format_csv", "format_markdown",
@@ -201,8 +201,8 @@ def _write_board(runs_dir: Path, out_dir: Path, *, fresh: bool) -> list[Row]:
             for path in stale:
                 path.unlink(missing_ok=True)
         _write_figures(rows, out_dir)
-        _atomic_write(out_dir / CSV_NAME, format_csv(rows))
-        _atomic_write(out_dir / MD_NAME, format_markdown(rows, figures_dir=out_dir))
+        atomic_write_text(out_dir / CSV_NAME, format_csv(rows))
+        atomic_write_text(out_dir / MD_NAME, format_markdown(rows, figures_dir=out_dir))
     return rows
 
 
@@ -240,12 +240,6 @@ def _write_figures(rows: list[Row], out_dir: Path) -> None:
             except (OSError, ValueError) as e:
                 path.unlink(missing_ok=True)
                 _warn(f"{task_name}: {name} picture not drawn ({type(e).__name__}: {e})")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --- formats -------------------------------------------------------------------------------------

@@ -111,13 +111,18 @@ def background_rejection(y, s, signal_efficiency: float) -> float:
     if not 0.0 < signal_efficiency <= 1.0:
         raise ValueError(f"signal_efficiency must be in (0, 1], got {signal_efficiency}")
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    i = int(np.searchsorted(tpr, signal_efficiency, side="left"))  # first point with tpr >= eps_S
-    if tpr[i] == signal_efficiency:
-        eps_b = fpr[i]  # the first such point has the smallest fpr of a horizontal run
-    else:  # tpr[i - 1] < eps_S < tpr[i]: interpolate on the segment that crosses eps_S
-        frac = (signal_efficiency - tpr[i - 1]) / (tpr[i] - tpr[i - 1])
-        eps_b = fpr[i - 1] + frac * (fpr[i] - fpr[i - 1])
-    return float(np.inf) if eps_b <= 0 else float(1.0 / eps_b)
+    eps_b = float(background_efficiency(fpr, tpr, np.array([signal_efficiency]))[0])
+    return float(np.inf) if eps_b <= 0 else 1.0 / eps_b
+
+
+def background_efficiency(fpr: np.ndarray, tpr: np.ndarray, eff: np.ndarray) -> np.ndarray:
+    """``eps_B`` at each signal efficiency in ``eff`` (in (0, 1]) on the piecewise-linear ROC
+    ``(fpr, tpr)``: at an exact hit the first such point (the smallest fpr of a horizontal run),
+    else interpolated on the segment that crosses ``eps_S``."""
+    i = np.searchsorted(tpr, eff, side="left")  # first point with tpr >= eps_S; >= 1 as tpr[0] == 0
+    lo = i - 1
+    frac = (eff - tpr[lo]) / np.maximum(tpr[i] - tpr[lo], 1e-300)
+    return np.where(tpr[i] == eff, fpr[i], fpr[lo] + frac * (fpr[i] - fpr[lo]))
 
 
 def accuracy(y, s, threshold: float) -> float:

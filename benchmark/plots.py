@@ -77,10 +77,7 @@ def _rejection(fpr: np.ndarray, tpr: np.ndarray, eff: np.ndarray) -> np.ndarray:
     """``1 / eps_B`` at each signal efficiency in ``eff`` (in (0, 1]), read off the piecewise-linear
     ROC as :func:`metrics.background_rejection` does, so the curve passes through the table's values.
     NaN where no background passes (infinite rejection: nothing to draw on a log axis)."""
-    i = np.searchsorted(tpr, eff, side="left")  # first point with tpr >= eff; >= 1 as tpr[0] == 0
-    lo = i - 1
-    frac = (eff - tpr[lo]) / np.maximum(tpr[i] - tpr[lo], 1e-300)
-    eps_b = np.where(tpr[i] == eff, fpr[i], fpr[lo] + frac * (fpr[i] - fpr[lo]))
+    eps_b = metrics.background_efficiency(fpr, tpr, eff)
     with np.errstate(divide="ignore"):
         return np.where(eps_b > 0, 1.0 / eps_b, np.nan)
 

@@ -349,16 +349,18 @@ class _PruneTracker:
         base = ASHAScheduler if neural and spec.scheduler == "asha" else FIFOScheduler
         path = study_dir / "pruned.json"
 
+        pruned: set[str] = set(json.loads(path.read_text())) if path.is_file() else set()  # a resume
+
         class Tracker(base):
             def on_trial_result(self, tune_controller, trial, result):
                 decision = super().on_trial_result(tune_controller, trial, result)
                 if decision == "STOP" and result.get("epoch", 0) < spec.max_epochs:
-                    ids = self.pruned_ids() | {trial.trial_id}
-                    _write_json(path, sorted(ids))
+                    pruned.add(trial.trial_id)
+                    _write_json(path, sorted(pruned))  # survives a kill of the driver
                 return decision
 
             def pruned_ids(self) -> set[str]:
-                return set(json.loads(path.read_text())) if path.is_file() else set()
+                return set(pruned)
 
         if base is ASHAScheduler:
             return Tracker(time_attr="training_iteration", metric=METRIC, mode="max", max_t=spec.max_epochs,
@@ -481,9 +483,7 @@ def _record_invocation(run_dir: Path, spec: RunSpec) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
-    os.replace(tmp, path)
+    data.atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default))
 
 
 def _json_default(o):
