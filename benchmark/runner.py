@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,8 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
         space = space.with_fixed(epochs=spec.max_epochs)
     study_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.INFO if spec.verbose else optuna.logging.WARNING)
+    if not spec.verbose:  # Ray times every define-by-run call and warns about slow ones (sqlite commits)
+        warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument")
     storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'optuna.db'}")
     scheduler = _PruneTracker.make(study_dir, spec, neural)
     trainable = tune.with_resources(

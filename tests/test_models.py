@@ -119,7 +119,17 @@ def test_vae_score_is_reconstruction_error(tmp_path):
     model, _, val = fit("vae", SHAPES["ee_gamma"], tmp_path, epochs=1)
     X = np.asarray(val.X)
     expected = ((model.reconstruct(X) - X) / model.net.std.numpy()) ** 2
-    np.testing.assert_allclose(model.score(val), expected.mean(axis=(1, 2, 3)), rtol=1e-3)
+    sign = model.result.best_metrics["val_sign"]
+    np.testing.assert_allclose(model.score(val), sign * expected.mean(axis=(1, 2, 3)), rtol=1e-3)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_vae_direction_is_chosen_on_validation(flip):
+    y = np.r_[np.zeros(50), np.ones(50)]
+    error = y + np.random.default_rng(0).normal(size=100)  # label 1 reconstructs worse
+    outputs = np.stack([-error if flip else error, error, error], axis=1)  # ...or better, when flipped
+    m = VAEObjective(beta=1.0, n_pixels=1).metrics(outputs, y)
+    assert m["val_auc"] > 0.7 and m["val_sign"] == (-1.0 if flip else 1.0)
 
 
 @pytest.mark.parametrize("name", ["resnet15", "vit", "vae"])

@@ -46,7 +46,8 @@ GPU_RESIDENT_FRACTION = 0.25  # a split is kept on the GPU when it needs at most
 
 #: Training keys shared by every neural model (their YAML search-space names), with defaults.
 #: ``epochs`` is the maximum (the cosine schedule spans it; early stopping and ASHA may stop sooner),
-#: ``patience`` counts epochs without a better ``val_auc``, ``warmup_epochs`` may be fractional,
+#: ``patience`` counts epochs without a better ``val_auc``, ``warmup_epochs`` may be fractional (and is
+#: capped at a fifth of ``epochs``, so a short budget is not spent warming up),
 #: ``grad_clip`` is the maximum gradient norm (0 = no clipping).
 TRAIN_DEFAULTS: Mapping[str, Any] = {
     "lr": 1e-3, "weight_decay": 1e-2, "batch_size": 128, "epochs": 30, "patience": 5,
@@ -311,7 +312,7 @@ def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: Spli
     val_feed = Feeder(val.X, val.y, batch_size=bs, device=device)
     optimizer = make_optimizer(net, config["lr"], config["weight_decay"])
     steps = train_feed.n_batches()
-    scheduler = warmup_cosine(optimizer, warmup_steps=round(config["warmup_epochs"] * steps),
+    scheduler = warmup_cosine(optimizer, warmup_steps=round(min(config["warmup_epochs"], 0.2 * config["epochs"]) * steps),
                               total_steps=config["epochs"] * steps)
     history: list[dict[str, float]] = []
     best_epoch, best_auc, best_state = 0, -math.inf, None
