@@ -1,17 +1,20 @@
 """The leaderboard: the best search of every (task, model, data) in the run directories, as CSV + Markdown.
 
-``update(runs_dir, out_dir)`` regenerates ``out_dir`` from *every* ``result.json`` under ``runs_dir``
-(``runs/<name>/<task>/<model>/result.json``, see :mod:`benchmark.runner`)::
+``update(runs_dir, out_dir)`` merges the runs under ``runs_dir`` (``runs/<name>/<task>/<model>/
+result.json``, see :mod:`benchmark.runner`) into the board already in ``out_dir``::
 
     leaderboard.csv     one row per (task, model, data source, data hash), schema SCHEMA_VERSION
     leaderboard.md      one table per task, literature rows, ROC picture, the commands that ran
     roc_<task>.png      every model's test ROC (HEP view and TPR vs FPR)
     recon_<task>.png    VAE / beta-VAE reconstructions beside the test images
+    arrays/<task>/      each row's test labels and scores (and reconstructions): what the pictures show
 
-Regenerating rather than appending keeps the board a pure function of the run directories. Under a
-file lock, concurrent ``bench run``s lose no rows: each writes its own run directory before it takes
-the lock, so whichever updates last sees them all. Every file is replaced atomically, so readers
-never see half a file. ``rebuild`` does the same from scratch, removing pictures of vanished tasks.
+Rows are kept by key, the best *validation* AUC winning, so a board published with the project (whose
+run directories are not) survives a user's local runs, and the pictures are redrawn from ``arrays/``
+for every row, local or not. ``rebuild`` regenerates everything from ``runs_dir`` alone.
+Under a file lock, concurrent ``bench run``s lose no rows: each writes its own run directory before it
+takes the lock and merges into what the previous holder wrote. Every file is replaced atomically, so
+readers never see half a file.
 
 Example:
     >>> rows = collect(Path("runs"))               # doctest: +SKIP
@@ -26,18 +29,19 @@ import io
 import json
 import math
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 from benchmark.data import atomic_write_text
 from benchmark.errors import BenchError
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "collect", "data_hash", "format_csv", "format_markdown",
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_hash", "format_csv", "format_markdown",
            "format_table", "load", "rebuild", "update"]
 
 #: Version of the CSV columns below; bump it when a column is added, removed, renamed or re-meant.
 SCHEMA_VERSION = 1
-CSV_NAME, MD_NAME, LOCK_NAME = "leaderboard.csv", "leaderboard.md", ".leaderboard.lock"
+CSV_NAME, MD_NAME, LOCK_NAME, ARRAYS_DIR = "leaderboard.csv", "leaderboard.md", ".leaderboard.lock", "arrays"
 _FIGURE_GLOBS = ("roc_*.png", "recon_*.png")
 _LITERATURE = "(literature, not produced here)"
 
@@ -95,13 +99,17 @@ def collect(runs_dir: Path) -> list[Row]:
     A study directory without ``result.json`` (still running, failed, interrupted) is ignored; a
     malformed one is skipped with a one-line warning on stderr.
     """
-    runs_dir, records, rows = Path(runs_dir), {}, []
+    return _best(_scan(Path(runs_dir)))
+
+
+def _scan(runs_dir: Path) -> list[Row]:
+    records, rows = {}, []
     for path in sorted(runs_dir.glob("*/*/*/result.json")):
         try:
             rows.append(_row(path, records))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             _warn(f"skipping {path}: {type(e).__name__}: {e}")
-    return _best(rows)
+    return rows
 
 
 def _best(rows: list[Row]) -> list[Row]:
@@ -181,12 +189,12 @@ def _invocation(record: dict, task: str, model: str) -> dict:
 # --- writing the board ---------------------------------------------------------------------------
 
 def update(runs_dir: Path, out_dir: Path) -> list[Row]:
-    """Regenerate the board in ``out_dir`` from every run in ``runs_dir``, under a file lock."""
+    """Merge every run in ``runs_dir`` into the board in ``out_dir``, under a file lock."""
     return _write_board(Path(runs_dir), Path(out_dir), fresh=False)
 
 
 def rebuild(runs_dir: Path, out_dir: Path) -> list[Row]:
-    """Like :func:`update`, from scratch: the old files and every picture go first."""
+    """The board from ``runs_dir`` alone: the old rows, arrays and pictures go first."""
     return _write_board(Path(runs_dir), Path(out_dir), fresh=True)
 
 
@@ -195,15 +203,62 @@ def _write_board(runs_dir: Path, out_dir: Path, *, fresh: bool) -> list[Row]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out_dir / LOCK_NAME)):
-        rows = collect(runs_dir)
         if fresh:
             stale = [out_dir / CSV_NAME, out_dir / MD_NAME, *(p for g in _FIGURE_GLOBS for p in out_dir.glob(g))]
             for path in stale:
                 path.unlink(missing_ok=True)
+            shutil.rmtree(out_dir / ARRAYS_DIR, ignore_errors=True)
+        rows = _best(_scan(runs_dir) + _published(out_dir))  # a run directory's row wins a tie
+        _store_arrays(rows, out_dir)
         _write_figures(rows, out_dir)
         atomic_write_text(out_dir / CSV_NAME, format_csv(rows))
         atomic_write_text(out_dir / MD_NAME, format_markdown(rows, figures_dir=out_dir))
     return rows
+
+
+def _published(out_dir: Path) -> list[Row]:
+    """The rows already on the board; an unreadable board is replaced (with a warning)."""
+    if not (out_dir / CSV_NAME).is_file():
+        return []
+    try:
+        return load(out_dir)
+    except BenchError as e:
+        _warn(f"{e}; replacing it with the rows of the run directories")
+        return []
+
+
+def arrays_path(out_dir: Path, row: Row) -> Path:
+    """Where the board keeps ``row``'s test labels / scores (and reconstructions)."""
+    name = f"{row.model}-{row.source}-{row.data_hash[:12]}.npz".replace(":", "_").replace("/", "_")
+    return Path(out_dir) / ARRAYS_DIR / row.task / name
+
+
+def _store_arrays(rows: list[Row], out_dir: Path) -> None:
+    """Copy each run-directory row's arrays into ``out_dir/arrays`` and drop arrays of no row."""
+    import numpy as np
+
+    keep = {arrays_path(out_dir, r) for r in rows}
+    for r in rows:
+        if r.study_dir is None:
+            continue
+        path = arrays_path(out_dir, r)
+        try:
+            with np.load(r.study_dir / "roc.npz") as roc:
+                arrays = {"y": roc["y"].astype(np.int8), "score": roc["score"].astype(np.float32)}
+            if (r.study_dir / "recon.npz").is_file():
+                with np.load(r.study_dir / "recon.npz") as recon:
+                    arrays.update({f"recon_{k}": recon[k] for k in ("original", "reconstructed", "y")})
+        except (OSError, ValueError, KeyError) as e:
+            _warn(f"{r.study_dir}: ROC / reconstruction arrays unreadable ({e}); left out of the pictures")
+            keep.discard(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
+    for path in (out_dir / ARRAYS_DIR).glob("*/*.npz"):
+        if path not in keep:
+            path.unlink()
 
 
 def _write_figures(rows: list[Row], out_dir: Path) -> None:
@@ -215,19 +270,18 @@ def _write_figures(rows: list[Row], out_dir: Path) -> None:
         task = _task(task_name)
         if task is None:
             continue
-        mine = [r for r in rows if r.task == task_name and r.study_dir is not None]
+        mine = [r for r in rows if r.task == task_name and arrays_path(out_dir, r).is_file()]
         several = len({(r.source, r.data_hash) for r in mine}) > 1
         curves, recons = {}, {}
         for r in mine:
             label = f"{r.model} ({r.source} {r.data_hash[:8]})" if several else r.model
             try:
-                with np.load(r.study_dir / "roc.npz") as roc:
-                    curves[label] = (roc["y"], roc["score"])
-                if (r.study_dir / "recon.npz").is_file():
-                    with np.load(r.study_dir / "recon.npz") as recon:
-                        recons[label] = {k: recon[k] for k in ("original", "reconstructed", "y")}
+                with np.load(arrays_path(out_dir, r)) as a:
+                    curves[label] = (a["y"], a["score"])
+                    if "recon_y" in a:
+                        recons[label] = {k: a[f"recon_{k}"] for k in ("original", "reconstructed", "y")}
             except (OSError, ValueError, KeyError) as e:
-                _warn(f"{r.study_dir}: ROC / reconstruction arrays unreadable ({e}); left out of the pictures")
+                _warn(f"{arrays_path(out_dir, r)}: unreadable ({e}); left out of the pictures")
         # a picture that cannot be drawn must not cost the board (this runs at the end of `bench run`),
         # nor leave an older picture that no longer matches the table
         for draw, arrays, name in ((plots.roc_figure, curves, "roc"), (plots.recon_figure, recons, "recon")):

@@ -172,11 +172,32 @@ def test_rebuild_starts_from_scratch(tmp_path):
         if path.is_file():
             path.unlink()
     leaderboard.update(runs, out)
-    assert [r["run_id"] for r in read_csv(out / "leaderboard.csv")] == ["keep"]
-    assert (out / "roc_ee_gamma.png").is_file()  # an update only adds and replaces
+    assert sorted(r["run_id"] for r in read_csv(out / "leaderboard.csv")) == ["gone", "keep"]  # an update merges
+    assert (out / "roc_ee_gamma.png").is_file()  # redrawn from the board's own arrays
     leaderboard.rebuild(runs, out)
     assert [r["run_id"] for r in read_csv(out / "leaderboard.csv")] == ["keep"]
     assert sorted(p.name for p in out.glob("*.png")) == ["roc_hcal_dqm.png"]
+    assert [p.parent.name for p in (out / "arrays").rglob("*.npz")] == ["hcal_dqm"]
+
+
+def test_a_published_board_survives_local_runs(tmp_path):
+    """The committed board has no run directories: local runs merge into it, key by key, by val AUC."""
+    published, local, out = tmp_path / "published", tmp_path / "local", tmp_path / "board"
+    write_study(published, "pub", "ee_gamma", "resnet15", val_auc=0.80, test_auc=0.80)
+    write_study(published, "pub", "ee_gamma", "vae", val_auc=0.60, test_auc=0.60)
+    leaderboard.update(published, out)
+    write_study(local, "mine", "ee_gamma", "svm", val_auc=0.70, test_auc=0.70)          # a new key: added
+    write_study(local, "mine", "ee_gamma", "resnet15", val_auc=0.75, test_auc=0.90)     # worse on val: ignored
+    write_study(local, "mine", "ee_gamma", "vae", val_auc=0.65, test_auc=0.50)          # better on val: replaces
+    rows = leaderboard.update(local, out)
+    assert {(r.model, r.run_id) for r in rows} == {("resnet15", "pub"), ("svm", "mine"), ("vae", "mine")}
+    assert leaderboard.load(out) == rows
+    assert sorted(p.name for p in (out / "arrays" / "ee_gamma").iterdir()) == sorted(
+        leaderboard.arrays_path(out, r).name for r in rows)
+    with np.load(leaderboard.arrays_path(out, rows[0])) as a:
+        with np.load(published / "pub" / "ee_gamma" / "resnet15" / "roc.npz") as roc:
+            np.testing.assert_array_equal(a["score"], roc["score"])  # the published row's own curve
+    assert _is_png(out / "roc_ee_gamma.png") and _is_png(out / "recon_ee_gamma.png")
 
 
 def test_unfinished_and_malformed_results_are_skipped_with_one_line_warnings(tmp_path, capsys):
