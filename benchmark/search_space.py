@@ -14,6 +14,8 @@ reason; the returned :class:`SearchSpace` is trusted afterwards.
 """
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,11 +101,14 @@ def load_space(model: str, path: str | Path | None = None, *, known_keys=None) -
     if not path.is_file():
         raise ConfigError(f"{path}: search-space file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: YAML syntax error{where}: {getattr(e, 'problem', e)}") from None
+        problem = (str(getattr(e, "problem", None) or e).strip().splitlines() or ["?"])[0]
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{path}: expected a mapping of parameter names to specs, got {type(raw).__name__}")
     params: list[Param] = []
@@ -114,14 +119,14 @@ def load_space(model: str, path: str | Path | None = None, *, known_keys=None) -
 
 def _param(path: Path, name: str, spec: Any, earlier: list[Param], known_keys) -> Param:
     def bad(reason: str) -> ConfigError:
-        return ConfigError(f"{path}: {name}: {reason}")
+        return ConfigError(f"{path}: {name if name.isidentifier() else repr(name)}: {reason}")
 
     if known_keys is not None and name not in known_keys:
         raise bad(f"unknown key (the model's config keys are {sorted(known_keys)})")
     if not isinstance(spec, dict):
         raise bad(f"expected a mapping with a 'type', got {spec!r}")
     kind = spec.get("type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         raise bad(f"type must be one of {sorted(_FIELDS)}, got {kind!r}")
     extra = set(spec) - _FIELDS[kind]
     if extra:
@@ -140,8 +145,8 @@ def _param(path: Path, name: str, spec: Any, earlier: list[Param], known_keys) -
         return Param(name, kind, choices=tuple(choices), when=when)
     low, high, log, step = spec.get("low"), spec.get("high"), spec.get("log", False), spec.get("step")
     for field, v in (("low", low), ("high", high)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise bad(f"'{field}' must be a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise bad(f"'{field}' must be a finite number, got {v!r}")
         if kind == "int" and not float(v).is_integer():
             raise bad(f"'{field}' must be an integer for an int parameter, got {v!r}")
     if low > high:
@@ -150,8 +155,9 @@ def _param(path: Path, name: str, spec: Any, earlier: list[Param], known_keys) -
         raise bad(f"'log' must be true or false, got {log!r}")
     if log and low <= 0:
         raise bad(f"log scale needs low > 0, got {low}")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
-        raise bad(f"'step' must be a positive number, got {step!r}")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0
+                             or not math.isfinite(step) or (kind == "int" and not float(step).is_integer())):
+        raise bad(f"'step' must be a positive {'integer' if kind == 'int' else 'number'}, got {step!r}")
     if step is not None and log:
         raise bad("'step' and 'log' cannot be combined")
     return Param(name, kind, low=low, high=high, log=log, step=step, when=when)

@@ -36,7 +36,6 @@ The synthetic generator (vectorised; a fixed-size loop over chunks only bounds m
 from __future__ import annotations
 
 import zipfile
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,7 +45,7 @@ import numpy as np
 from benchmark.errors import DataError
 from benchmark.tasks._registry import register_task
 from benchmark.tasks.base import (
-    FileSet, RawBatch, RealFile, TaskSpec, check_finite, check_images, check_keys, check_labels,
+    NUMPY_ERRORS, FileSet, RawBatch, RealFile, TaskSpec, check_finite, check_images, check_keys, check_labels,
 )
 
 LAYERS = ("EMB1", "EMB2", "EMB3", "TileBar0", "TileBar1", "TileBar2")
@@ -295,7 +294,7 @@ def _topo_cluster(true: dict[str, np.ndarray], measured: dict[str, np.ndarray]):
 
 # --- real files ------------------------------------------------------------------------------------
 
-_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+_READ_ERRORS = NUMPY_ERRORS
 
 
 def _orientation(shapes: Mapping[str, tuple], file: Path) -> bool:

@@ -7,6 +7,9 @@ units (as in the public files); ``spec.preprocess`` then maps them to what model
 from __future__ import annotations
 
 import dataclasses
+import tokenize
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -114,6 +117,16 @@ class TaskSpec:
 
 
 # --- checks shared by the real readers: one-line errors that name the file and the problem ---------
+
+#: What h5py raises on a damaged file: it maps HDF5's error stack onto several builtin exception types
+#: (a bad superblock is an OSError, a bad object header a KeyError or RuntimeError, a bad datatype a
+#: TypeError or ValueError). Readers catch these around their HDF5 access and raise one DataError.
+HDF5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+#: What ``np.load`` raises on a damaged .npy / .npz: the .npy header is a Python literal parsed by
+#: ``ast.literal_eval`` (SyntaxError, tokenize.TokenError), an .npz is a zip of them.
+NUMPY_ERRORS = (OSError, ValueError, EOFError, KeyError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile,
+                zlib.error)
+
 
 def check_keys(available, required: tuple[str, ...], file: Path) -> None:
     missing = [k for k in required if k not in available]

@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmark.errors import DataError
 from benchmark.tasks._registry import register_task
-from benchmark.tasks.base import (FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite,
+from benchmark.tasks.base import (HDF5_ERRORS, FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite,
                                   check_images, check_keys, check_labels)
 
 SIZE = 32
@@ -80,7 +80,7 @@ class EeGammaReader:
                         chunk = np.asarray(X[start:start + _SCAN_CHUNK])
                         check_finite(chunk, file, "X", offset=start)
                         keep[start:start + len(chunk)] = chunk.reshape(len(chunk), -1).any(axis=1)
-            except OSError as exc:
+            except HDF5_ERRORS as exc:
                 raise _unreadable(file, exc) from None
             self._keep.append(keep)
             labels.append(y[keep])
@@ -102,7 +102,7 @@ class EeGammaReader:
                         chunk = np.asarray(X[start:start + size], dtype=np.float32)[mask]
                         images = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2))
                         yield RawBatch(images, _aux(images))
-            except OSError as exc:
+            except HDF5_ERRORS as exc:
                 raise _unreadable(file, exc) from None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmark.errors import DataError
 from benchmark.tasks._registry import register_task
-from benchmark.tasks.base import (FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite,
+from benchmark.tasks.base import (HDF5_ERRORS, FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite,
                                   check_images, check_keys, check_labels)
 
 SIZE = 125
@@ -95,7 +95,7 @@ class Hdf5Reader:
                     raise DataError(f"{file}: 'y' has {len(self.y)} labels but 'X_jets' has {n} jets")
                 self._pt = _column(f["pt"][...], file, "pt", n)
                 self._m0 = _column(f["m0"][...], file, "m0", n)
-        except OSError as exc:
+        except HDF5_ERRORS as exc:
             raise _unreadable(file, "HDF5", exc) from None
 
     def batches(self, size: int) -> Iterator[RawBatch]:
@@ -111,7 +111,7 @@ class Hdf5Reader:
                     images = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2))
                     stop = start + len(images)
                     yield RawBatch(images, _aux(self._pt[start:stop], self._m0[start:stop]))
-        except OSError as exc:
+        except HDF5_ERRORS as exc:
             raise _unreadable(file, "HDF5", exc) from None
 
 
