@@ -52,7 +52,7 @@ def test_with_fixed_overrides(tmp_path):
     ("depth: {type: int, low: 1, high: 3}\n", r"depth: unknown key"),
     ("lr: {type: float, low: 0.1, high: 0.01}\n", r"lr: low \(0.1\) is greater than high \(0.01\)"),
     ("lr: {type: float, low: 0, high: 1, log: true}\n", r"lr: log scale needs low > 0"),
-    ("lr: {type: float, low: a, high: 1}\n", r"lr: 'low' must be a number"),
+    ("lr: {type: float, low: a, high: 1}\n", r"lr: 'low' must be a finite number"),
     ("width: {type: int, low: 1.5, high: 3}\n", r"width: 'low' must be an integer"),
     ("lr: {type: gaussian, low: 0, high: 1}\n", r"lr: type must be one of"),
     ("lr: {type: float, low: 0, high: 1, scale: 2}\n", r"lr: unknown field\(s\) \['scale'\]"),
