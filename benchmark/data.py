@@ -182,8 +182,11 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, n_samp
         batches = synthetic_batches(task, y_all, seed)
     splits = stratified_split(y_all, task.split_fractions, seed)
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    make_dir(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    except OSError as e:
+        raise DataError(f"cannot write in {final.parent}: {e.strerror or e}; pass a writable --data-dir") from None
     try:
         _write_splits(task, tmp, y_all, splits, batches, progress=progress)
         manifest = {**identity, "shapes": {"X": list(task.image_shape), "aux": list(task.aux_names),
@@ -248,6 +251,15 @@ def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, leave=False)
+
+
+def make_dir(path: Path, fix: str = "pass a writable --data-dir (or set BENCH_DATA_DIR)") -> Path:
+    """``mkdir -p path``; a path that cannot be created (read-only, a file in the way) is a DataError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the directory {path}: {e.strerror or e}; {fix}") from None
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:

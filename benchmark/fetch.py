@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmark.data import atomic_write_text, raw_dir, sha256
+from benchmark.data import atomic_write_text, make_dir, raw_dir, sha256
 from benchmark.errors import DataError
 from benchmark.tasks import FileSet, TaskSpec
 
@@ -49,10 +49,7 @@ def fetch(task: TaskSpec, root: Path, *, mirror: str | None = None, progress: bo
 
     file_set = fetchable_set(task)
     folder = raw_dir(task, root)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create the data directory {folder}: {e.strerror}; pass a writable --data-dir") from None
+    make_dir(folder)
     mirror = mirror or os.environ.get("BENCH_MIRROR_URL")
     sums = read_sums(folder)
     paths = []

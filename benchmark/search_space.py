@@ -143,7 +143,8 @@ def _param(path: Path, name: str, spec: Any, earlier: list[Param], known_keys) -
         if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
             raise bad("choices must be numbers, strings, booleans or null")
         return Param(name, kind, choices=tuple(choices), when=when)
-    low, high, log, step = spec.get("low"), spec.get("high"), spec.get("log", False), spec.get("step")
+    low, high, log, step = (_yaml_number(spec.get(k, d)) for k, d in (("low", None), ("high", None), ("log", False),
+                                                                       ("step", None)))
     for field, v in (("low", low), ("high", high)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise bad(f"'{field}' must be a finite number, got {v!r}")
@@ -161,6 +162,16 @@ def _param(path: Path, name: str, spec: Any, earlier: list[Param], known_keys) -
     if step is not None and log:
         raise bad("'step' and 'log' cannot be combined")
     return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _yaml_number(v: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as text: take such a string as the number it spells."""
+    if isinstance(v, str):
+        try:
+            return float(v) if math.isfinite(float(v)) else v
+        except ValueError:
+            return v
+    return v
 
 
 def _when(when: Any, earlier: list[Param], bad) -> dict[str, tuple]:

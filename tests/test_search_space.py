@@ -86,3 +86,9 @@ def test_every_shipped_space_is_valid_for_its_model():
         fixed = space.suggest(trial)
         config = {**trial.params, **fixed}
         assert config and set(config) <= set(get_model_class(name).default_config)
+
+
+def test_exponents_without_a_dot_are_numbers(tmp_path):
+    """YAML 1.1 reads ``1e-4`` as a string; the loader takes it as the number users mean."""
+    space = load_space("x", _write(tmp_path, "lr: {type: float, low: 1e-4, high: 1e-2, log: true}\n"), known_keys=KEYS)
+    assert (space.params[0].low, space.params[0].high) == (1e-4, 1e-2)

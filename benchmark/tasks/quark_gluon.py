@@ -156,7 +156,7 @@ class ParquetReader:
                 pf = pq.ParquetFile(file)
                 check_keys(pf.schema_arrow.names, _KEYS, file)
                 table = pf.read(columns=["m0", "pt", "y"])
-            except (OSError, pa.ArrowException) as exc:
+            except (OSError, ValueError, pa.ArrowException) as exc:  # damaged metadata: UnicodeDecodeError too
                 raise _unreadable(file, "parquet", exc) from None
             y = check_labels(table.column("y").to_numpy(), file)
             ys.append(y)
@@ -178,7 +178,7 @@ class ParquetReader:
                     stop = start + len(images)
                     yield RawBatch(images, _aux(self._pt[start:stop], self._m0[start:stop]))
                     start, offset = stop, offset + len(images)
-            except (OSError, pa.ArrowException) as exc:
+            except (OSError, ValueError, pa.ArrowException) as exc:  # damaged metadata: UnicodeDecodeError too
                 raise _unreadable(file, "parquet", exc) from None
             if offset != n:
                 raise DataError(f"{file}: 'X_jets' has {offset} rows but 'y' has {n}")
