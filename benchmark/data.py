@@ -262,6 +262,13 @@ def make_dir(path: Path, fix: str = "pass a writable --data-dir (or set BENCH_DA
     return path
 
 
+def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed`` through a temporary file renamed over ``path`` (see atomic_write_text)."""
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: readers see the
     old or the new content, never half of it, whatever kills the writer."""

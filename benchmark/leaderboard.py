@@ -33,7 +33,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmark.data import atomic_write_text
+from benchmark.data import atomic_savez, atomic_write_text
 from benchmark.errors import BenchError
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_hash", "format_csv", "format_markdown",
@@ -253,9 +253,7 @@ def _store_arrays(rows: list[Row], out_dir: Path) -> None:
             keep.discard(path)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)
+        atomic_savez(path, **arrays)
     for path in (out_dir / ARRAYS_DIR).glob("*/*.npz"):
         if path not in keep:
             path.unlink()
