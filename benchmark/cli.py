@@ -58,6 +58,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def storage_location(text: str) -> str:
+    """A URI (``scheme://...``) as given; a path made absolute, as Ray Tune needs it."""
+    if "://" in text:
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
 def _task_names(args_task: str) -> list[str]:
     from benchmark.tasks import get_task, list_tasks
 
@@ -159,25 +166,33 @@ class DataFetchCommand(Command):
         return 0
 
 
-class DataGenerateCommand(Command):
-    name, help = "generate", "prepare synthetic splits of a task into the data directory"
+class DataPrepareCommand(Command):
+    name, help = "prepare", "prepare a task's splits (synthetic, or the real files) into the data directory"
+    sources = ("synthetic", "real")
 
     def add_arguments(self, parser):
         parser.add_argument("task")
-        parser.add_argument("--n", type=positive_int, default=None, help="samples (default: the task's)")
+        if len(self.sources) > 1:
+            parser.add_argument("--source", choices=self.sources, default=self.sources[0])
+        parser.add_argument("--n", type=positive_int, default=None, help="synthetic samples (default: the task's)")
         parser.add_argument("--seed", type=int, default=0)
 
     def run(self, args):
         from benchmark import data
         from benchmark.tasks import get_task
 
+        source = data.Source(getattr(args, "source", self.sources[0]))
         for name in _task_names(args.task):
             t0 = time.perf_counter()
-            prepared = data.prepare(get_task(name), source=data.Source.SYNTHETIC, root=data.data_dir(args.data_dir),
+            prepared = data.prepare(get_task(name), source=source, root=data.data_dir(args.data_dir),
                                     seed=args.seed, n_samples=args.n, progress=True)
             sizes = prepared.manifest["split_sizes"]
             print(f"{name}: {sizes} in {time.perf_counter() - t0:.1f} s -> {prepared.path}")
         return 0
+
+
+class DataGenerateCommand(DataPrepareCommand):
+    name, help, sources = "generate", "prepare synthetic splits of a task into the data directory", ("synthetic",)
 
 
 class RunCommand(Command):
@@ -203,7 +218,12 @@ class RunCommand(Command):
         parser.add_argument("--repeats", type=positive_int, default=1, help="retrain the best config with K seeds")
         parser.add_argument("--space", action="append", default=[], metavar="[MODEL=]FILE",
                             help="a search-space YAML file replacing the model's own")
-        parser.add_argument("--address", default=None, help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
+        parser.add_argument("--address", default=None,
+                            help="an existing Ray cluster: auto or HOST:PORT of its head (default: a local Ray, "
+                                 "or $RAY_ADDRESS when set, as under `ray job submit`)")
+        parser.add_argument("--storage", type=storage_location, default=None, metavar="PATH_OR_URI",
+                            help="where Ray Tune keeps its experiment state: a shared path or a URI such as "
+                                 "s3://bucket/dir (default: the run directory on this machine)")
         parser.add_argument("--runs-dir", default="runs")
         parser.add_argument("--leaderboard-dir", default="leaderboard",
                             help="regenerated from --runs-dir at the end (default leaderboard)")
@@ -229,7 +249,7 @@ class RunCommand(Command):
                        scheduler=args.scheduler, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, source=args.source,
                        n_samples=args.n_samples, seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
-                       resume=args.resume, repeats=args.repeats, address=args.address,
+                       resume=args.resume, repeats=args.repeats, address=args.address, storage=args.storage,
                        data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
                        leaderboard_dir=Path(args.leaderboard_dir),
                        verbose=args.verbose, argv=("bench", *args.argv))
@@ -274,6 +294,68 @@ class LeaderboardCommand(Command):
         return 0
 
 
+class ReportCommand(Command):
+    name, help = "report", "write a run's HPO report (history, importances, curves, robustness) as PNGs + Markdown"
+
+    def add_arguments(self, parser):
+        parser.add_argument("run_dir", help="a run directory written by `bench run`, e.g. runs/<name>")
+        parser.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
+        parser.add_argument("--no-holdout", action="store_true",
+                            help="skip retraining hcal_dqm's best model without each lumisection range")
+
+    def run(self, args):
+        from benchmark.report import write_report
+
+        run_dir = Path(args.run_dir)
+        if not run_dir.is_dir():
+            raise BenchError(f"no run directory {run_dir}: `bench run --name NAME` writes runs/NAME")
+        path = write_report(run_dir, Path(args.out) if args.out else None, holdout=not args.no_holdout)
+        print(f"report: {path}")
+        return 0
+
+
+class PerfCommand(Command):
+    name, help = "perf", "measure the suite side by side with what users would otherwise run; writes perf.md"
+
+    def add_arguments(self, parser):
+        from benchmark.perf import COMPARISONS
+
+        parser.add_argument("--quick", action="store_true",
+                            help="CI-sized inputs: checks that everything runs (the numbers mean little)")
+        parser.add_argument("--only", nargs="+", choices=COMPARISONS, default=None, help="only these comparisons")
+        parser.add_argument("--out", default="leaderboard/perf.md", help="the page to write (default leaderboard/perf.md)")
+        parser.add_argument("--samples", type=positive_int, help="throughput: synthetic samples per task")
+        parser.add_argument("--epochs", type=positive_int, help="throughput: training epochs, the same on both sides")
+        parser.add_argument("--trials", type=positive_int, help="runner cost: near-instant trials (at least 2)")
+        parser.add_argument("--search-trials", type=positive_int, help="search efficiency: trials per search")
+        parser.add_argument("--seeds", type=positive_int, help="search efficiency: seeds per search (at least 2)")
+
+    def run(self, args):
+        import dataclasses
+        import os
+
+        from benchmark import perf
+        from benchmark.data import atomic_write_text
+        from benchmark.perf_report import format_markdown, format_terminal
+
+        given = {"samples": args.samples, "epochs": args.epochs, "trials": args.trials,
+                 "search_trials": args.search_trials, "seeds": args.seeds}
+        try:
+            sizes = dataclasses.replace(perf.QUICK if args.quick else perf.FULL,
+                                        **{k: v for k, v in given.items() if v is not None})
+        except ValueError as e:
+            raise BenchError(str(e)) from None
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):  # found out now, not after a quarter of an hour
+            raise BenchError(f"--out {out}: {out.parent} is not writable")
+        report = perf.run_all(sizes, only=tuple(args.only or perf.COMPARISONS), command=" ".join(("bench", *args.argv)))
+        print(format_terminal(report))
+        atomic_write_text(out, format_markdown(report))
+        print(f"\nwritten: {out}")
+        return 0
+
+
 def _concat(batches):
     from benchmark.tasks import RawBatch
 
@@ -289,16 +371,24 @@ def _table(rows: list[tuple]) -> str:
 
 def _commands() -> dict[str, Command | dict[str, Command]]:
     cmds: dict[str, Command | dict[str, Command]] = {c.name: c for c in (RunCommand(), TasksCommand(), ModelsCommand(),
-                                                                            LeaderboardCommand())}
-    cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataFetchCommand(), DataGenerateCommand())}
+                                                                            LeaderboardCommand(), ReportCommand(), PerfCommand())}
+    cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataFetchCommand(), DataGenerateCommand(),
+                                                  DataPrepareCommand())}
     return cmds
+
+
+class _Parser(argparse.ArgumentParser):
+    """One line for a bad command line, like every other bad input (the usage is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="data directory (default: $BENCH_DATA_DIR, else ~/.cache/hepbench)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser = argparse.ArgumentParser(prog="bench", description="HPO benchmarks on particle-physics detector images")
+    parser = _Parser(prog="bench", description="HPO benchmarks on particle-physics detector images")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, cmd in _commands().items():
         if isinstance(cmd, dict):

@@ -1,25 +1,79 @@
 """Side-by-side performance comparisons, measured in one process on the same data and hardware.
 
-    python -m benchmark.perf throughput [--n 2000 --epochs 2]   # training samples/s + val AUC
-    python -m benchmark.perf runner [--trials 100]              # bench run vs plain optuna
-    python -m benchmark.perf defaults                           # untuned defaults, every model x task
+    bench perf [--quick] [--out leaderboard/perf.md]    # all four, a table and a Markdown page
+    python -m benchmark.perf defaults                   # untuned defaults, every model x task
 
-``throughput``: (a) ``resnet15`` trained by the suite's loop (whole-array batches from the prepared
-arrays) vs the same network fed by a per-sample ``Dataset`` / ``DataLoader``, as the reference
-solutions do; (b) ``vit`` at the task's native resolution vs the reference's ``vit_tiny_patch16_224``
-on 224 x 224 resized, 3-channel copies (hcal_dqm, the task the reference ViT solution used). Each
-side trains the same number of epochs and reports its validation AUC, so speed is not bought with
-accuracy. ``runner``: the wall time of N near-instant trials under the Ray Tune runner
-(``tuner.fit()`` only: Ray's start-up is excluded) vs the same objective under ``study.optimize``.
+1. ``throughput``: (a) ``resnet15`` trained by the suite's loop (whole-array batches from the prepared
+   arrays) vs the same network fed by a per-sample ``Dataset`` / ``DataLoader``, as the reference
+   solutions do; (b) ``vit`` at the task's native resolution vs the reference's
+   ``vit_tiny_patch16_224`` on 224 x 224 resized, 3-channel copies (hcal_dqm, the task the reference
+   ViT solution used). Each side trains the same number of epochs on the same rows and reports its
+   validation AUC, so speed is not bought with accuracy.
+2. ``runner``: N near-instant trials (naive Bayes on summary features) under ``bench run``'s machinery
+   (``runner.run``) vs the same objective under plain ``optuna`` ``study.optimize``, each timed from
+   its first trial's result to its last (Ray's start-up excluded).
+3. ``search``: on one task and model, TPE + ASHA vs random search without early stopping, the same
+   number of trials, several seeds, through ``runner.run``: best validation AUC and epochs consumed.
+4. ``memory``: the resident memory of 1 vs 4 concurrent trials on the same prepared, memory-mapped
+   data (:mod:`benchmark.procmem`), beside the trials' model states.
+
+1 is here; 2-4 run through ``runner.run`` and live in :mod:`benchmark.perf_runs`; :mod:`benchmark.perf_report`
+formats the result.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from benchmark.perf_report import Comparison, Report, format_terminal, hardware, load_average
+
+COMPARISONS = ("throughput", "runner", "search", "memory")
+
+
+@dataclasses.dataclass(frozen=True)
+class PerfSizes:
+    """Input sizes of ``bench perf``. :data:`FULL` is the published run (about 15 min on 2 CPU cores),
+    :data:`QUICK` the CI-sized one (checks that everything runs; its numbers mean little)."""
+
+    samples: int = 1200  # throughput: synthetic samples per task (70 % train, 15 % validation)
+    epochs: int = 2  # throughput: epochs, the same on both sides
+    rounds: int = 2  # throughput, resnet15: alternating repetitions, each side keeps its fastest
+    vit_rounds: int = 1  # throughput, vit: the reference alone takes minutes per round
+    threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    trials: int = 100  # runner: near-instant trials
+    runner_samples: int = 1000
+    search_trials: int = 16
+    search_epochs: int = 9  # ASHA rungs at 1 and 3 epochs (reduction factor 3), 9 at most
+    search_samples: int = 600
+    seeds: int = 3
+    memory_samples: int = 2000  # hcal_dqm: 18 kB per image, ~31 MB of train + validation images
+    memory_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 1:
+                raise ValueError(f"PerfSizes.{f.name} must be >= 1, got {getattr(self, f.name)}")
+        if self.trials < 2:
+            raise ValueError("PerfSizes.trials must be >= 2 (trials are timed from the first one's result)")
+        if self.seeds < 2:
+            raise ValueError("PerfSizes.seeds must be >= 2 (the seed-to-seed spread is part of the target)")
+
+
+FULL = PerfSizes()
+QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, trials=3, runner_samples=200, search_trials=2,
+                  search_epochs=2, search_samples=200, seeds=2, memory_samples=300, memory_epochs=1)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _prepared(task_name: str, n: int, root: Path, seed: int = 0):
@@ -82,10 +136,8 @@ def _reference_train(net, train, *, batch_size: int, epochs: int, lr: float, tra
     return time.perf_counter() - t0
 
 
-def _val_auc(net, val, transform=None, batch_size: int = 256) -> float:
+def _val_scores(net, val, transform=None, batch_size: int = 256) -> np.ndarray:
     import torch
-
-    from benchmark.metrics import roc_auc
 
     net.eval()
     out = []
@@ -95,25 +147,42 @@ def _val_auc(net, val, transform=None, batch_size: int = 256) -> float:
             if transform is not None:
                 x = torch.stack([transform(xi) for xi in x])
             out.append(net(x)[:, 0].float().numpy())
-    return roc_auc(np.asarray(val.y), np.concatenate(out))
+    return np.concatenate(out)
 
 
-def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2) -> list[dict]:
+def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, seed: int = 0,
+                          n_boot: int = 1000) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b) on the same samples and its paired, stratified percentile-bootstrap 95 % interval."""
+    from benchmark.metrics import roc_auc
+
+    y = np.asarray(y).astype(bool)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    diffs = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        diffs[i] = roc_auc(y[idx], a[idx]) - roc_auc(y[idx], b[idx])
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    return roc_auc(y, a) - roc_auc(y, b), float(low), float(high)
+
+
+def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2,
+               vit_rounds: int = 1) -> list[Comparison]:
     import timm
     import torch
 
+    from benchmark.metrics import roc_auc
     from benchmark.models import create_model
     from benchmark.models.training import Standardize, channel_stats
     from benchmark.models.vit import reference_vit_inputs
 
     torch.set_num_threads(threads)
-    rows = []
 
     def standardized(net, train):
         mean, std = channel_stats(train.X, np.arange(len(train)), np.random.default_rng(0))
         return Standardize(net, mean, std)
 
-    def pair(task, train, val, sides):
+    def pair(task, train, val, sides, rounds):
         """Time both sides ``rounds`` times in alternating order and keep each side's best: a busy
         machine slows whichever runs during the disturbance, not a side."""
         best: dict[str, dict] = {}
@@ -122,77 +191,61 @@ def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2
                 torch.manual_seed(0)
                 net = build()
                 seconds = train_fn(net, train)
-                row = {"comparison": label, "task": task.name, "train_samples": len(train), "epochs": epochs,
+                scores = _val_scores(net, val, transform)
+                row = {"side": label, "task": task.name, "train_samples": len(train), "epochs": epochs,
                        "samples_per_s": len(train) * epochs / seconds, "seconds": seconds,
-                       "val_auc": _val_auc(net, val, transform), "parameters": sum(p.numel() for p in net.parameters())}
-                print(f"  round {r + 1}: {label}: {row['samples_per_s']:.1f} samples/s", flush=True)
+                       "val_auc": roc_auc(np.asarray(val.y), scores),
+                       "parameters": sum(p.numel() for p in net.parameters()), "_scores": scores}
+                _log(f"  round {r + 1}: {label}: {row['samples_per_s']:.1f} samples/s")
                 if label not in best or seconds < best[label]["seconds"]:
                     best[label] = row
-        rows.extend(best[label] for label, *_ in sides)
+        rows = [best[label] for label, *_ in sides]
+        return rows, [r.pop("_scores") for r in rows]
 
+    out = []
     task, train, val = _prepared("ee_gamma", n, root)
     resnet = create_model("resnet15", task, {"width": 16, "batch_size": 128})
-    pair(task, train, val, [
+    rows, _ = pair(task, train, val, [
         (label, lambda: standardized(resnet.build_net(), train),
          lambda net, tr, fn=fn: fn(net, tr, batch_size=128, epochs=epochs, lr=1e-3), None)
-        for label, fn in (("resnet15 / suite loop", _suite_train), ("resnet15 / per-sample DataLoader", _reference_train))])
+        for label, fn in (("suite loop", _suite_train), ("per-sample DataLoader", _reference_train))], rounds)
+    ratio = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
+    out.append(Comparison(
+        "throughput_resnet15", "1a. Training throughput: resnet15, suite loop vs per-sample DataLoader",
+        tuple(rows), f"{rows[0]['samples_per_s']:.0f} vs {rows[1]['samples_per_s']:.0f} samples/s = {ratio:.2f}x "
+        f"(val AUC {rows[0]['val_auc']:.3f} vs {rows[1]['val_auc']:.3f})",
+        "suite loop ahead of the per-sample loader on CPU (> 1x)", ratio > 1,
+        f"The same network and initial weights, batch size 128, {threads} torch threads, {epochs} epoch(s) on the "
+        f"same {len(train)} ee_gamma rows. Suite: `training.train_epoch` over a `Feeder` (whole-batch reads from the "
+        "memory-mapped arrays; AdamW, warm-up + cosine, clipping). Reference: a `Dataset` returning one sample per "
+        f"`__getitem__`, a shuffling `DataLoader` and Adam, as the reference solutions. Best of {rounds} "
+        "alternating round(s) per side."))
 
     task, train, val = _prepared("hcal_dqm", n, root)
     vit = create_model("vit", task, {"patch_size": 8, "batch_size": 64})
     ref = lambda x: reference_vit_inputs(x[None])[0]  # noqa: E731  per sample, as the reference does
-    pair(task, train, val, [
-        ("vit / native 64x72, 1 channel (suite)", lambda: standardized(vit.build_net(), train),
+    rows, (s_native, s_ref) = pair(task, train, val, [
+        ("vit, native 64x72x1 (suite)", lambda: standardized(vit.build_net(), train),
          lambda net, tr: _suite_train(net, tr, batch_size=64, epochs=epochs, lr=5e-4), None),
-        ("vit / vit_tiny_patch16_224 on 224x224x3 (reference)",
+        ("vit_tiny_patch16_224 on 224x224x3 (reference)",
          lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=1),
-         lambda net, tr: _reference_train(net, tr, batch_size=64, epochs=epochs, lr=5e-4, transform=ref), ref)])
-    return rows
-
-
-def runner_cost(*, trials: int, n: int, root: Path, concurrency: int) -> list[dict]:
-    """N trials of naive_bayes on summary features (milliseconds each): runner vs plain optuna."""
-    import optuna
-
-    from benchmark import runner
-    from benchmark.models import create_model, get_model_class
-    from benchmark.search_space import load_space
-
-    model_name, task_name = "naive_bayes", "ee_gamma"
-    task, train, val = _prepared(task_name, n, root)
-    space = load_space(model_name, known_keys=get_model_class(model_name).default_config).with_fixed(pool=0)
-
-    def objective(trial):
-        config = {**space.suggest(trial), **trial.params}
-        model = create_model(model_name, task, config, seed=0, threads=1)
-        aucs = []
-        model.fit(train, val, report=lambda step, m: aucs.append(m["val_auc"]))
-        return max(aucs)
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    t0 = time.perf_counter()
-    study.optimize(objective, n_trials=trials)
-    t_optuna = time.perf_counter() - t0
-
-    space_file = root / "nb_features_only.yaml"
-    space_file.write_text("var_smoothing: {type: float, low: 1.0e-12, high: 1.0e-3, log: true}\n"
-                          "pool: {type: fixed, value: 0}\n")
-    rows = [{"setup": "optuna study.optimize (1 process)", "trials": trials, "wall_s": t_optuna,
-             "best_val_auc": study.best_value}]
-    for conc in sorted({1, concurrency}):
-        spec = runner.RunSpec(tasks=(task_name,), models=(model_name,), trials=trials, n_samples=n, seed=0,
-                              concurrency=conc, source="synthetic", name=f"cost-{conc}", data_root=root,
-                              runs_dir=root / "runs", leaderboard_dir=root / "leaderboard",
-                              spaces={model_name: str(space_file)})
-        run_dir = runner.run(spec)
-        import json
-
-        result = json.loads((run_dir / task_name / model_name / "result.json").read_text())
-        rows.append({"setup": f"bench run, {conc} concurrent trial(s) (tuner.fit)", "trials": trials,
-                     "wall_s": result["search_wall_s"], "best_val_auc": result["val_auc"]})
-    for r in rows:
-        r["ratio_to_optuna"] = r["wall_s"] / t_optuna
-    return rows
+         lambda net, tr: _reference_train(net, tr, batch_size=64, epochs=epochs, lr=5e-4, transform=ref), ref)],
+        vit_rounds)
+    ratio = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
+    diff, low, high = paired_auc_difference(np.asarray(val.y), s_native, s_ref)
+    out.append(Comparison(
+        "throughput_vit", "1b. Training throughput: vit at native resolution vs the reference's vit_tiny_patch16_224",
+        tuple(rows), f"{rows[0]['samples_per_s']:.1f} vs {rows[1]['samples_per_s']:.2f} samples/s = {ratio:.1f}x; "
+        f"val AUC {rows[0]['val_auc']:.3f} vs {rows[1]['val_auc']:.3f} (difference {diff:+.3f}, "
+        f"95 % CI [{low:+.3f}, {high:+.3f}])",
+        ">= 5x the reference's samples/s at equal or better val AUC", ratio >= 5 and high >= 0,
+        f"hcal_dqm, {epochs} epoch(s) on {len(train)} rows each side, {threads} torch threads, batch 64, "
+        f"best of {vit_rounds} round(s). The reference resizes every image to 224x224 and repeats its channel "
+        "to 3 in `__getitem__`, as the reference solution does. 'Equal or better' is judged on the "
+        f"{len(val)} validation rows: the paired, stratified bootstrap 95 % interval of AUC(native) - "
+        "AUC(reference) must reach 0 or above (the suite is not measurably worse); the point estimates are "
+        "in the table."))
+    return out
 
 
 def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> list[dict]:
@@ -219,47 +272,57 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
     return rows
 
 
-def _format(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    cells = [[f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, command: str = "bench perf") -> Report:
+    """Every comparison in ``only`` on ``sizes``, in this process, on synthetic data in a temporary
+    directory. The Ray instance the runner starts stays up until the process exits."""
+    unknown = sorted(set(only) - set(COMPARISONS))
+    if unknown:
+        raise ValueError(f"unknown comparison(s) {unknown}; known: {', '.join(COMPARISONS)}")
+    load_before, t0 = load_average(), time.perf_counter()
+    comparisons: list[Comparison] = []
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        root = Path(tmp)
+        if "throughput" in only:  # first, before Ray's processes exist
+            comparisons += throughput(n=sizes.samples, epochs=sizes.epochs, threads=sizes.threads,
+                                      root=root / "data", rounds=sizes.rounds, vit_rounds=sizes.vit_rounds)
+        from benchmark.perf_runs import memory, runner_cost, search_efficiency
+
+        if "runner" in only:
+            comparisons.append(runner_cost(trials=sizes.trials, n=sizes.runner_samples, root=root))
+        if "search" in only:
+            comparisons.append(search_efficiency(trials=sizes.search_trials, max_epochs=sizes.search_epochs,
+                                                 n=sizes.search_samples, seeds=sizes.seeds, root=root))
+        if "memory" in only:
+            comparisons.append(memory(n=sizes.memory_samples, epochs=sizes.memory_epochs, root=root))
+    preset = "full" if sizes == FULL else "quick" if sizes == QUICK else "custom"
+    return Report(command=command, hardware=hardware(), comparisons=tuple(comparisons),
+                  sizes=dataclasses.asdict(sizes), preset=preset, wall_s=time.perf_counter() - t0,
+                  load_before=load_before, load_after=load_average())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    t = sub.add_parser("throughput")
-    t.add_argument("--n", type=int, default=2000, help="synthetic samples per task (70%% train)")
-    t.add_argument("--epochs", type=int, default=2)
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--rounds", type=int, default=2, help="alternating repetitions; each side keeps its best")
-    r = sub.add_parser("runner")
-    r.add_argument("--trials", type=int, default=100)
-    r.add_argument("--n", type=int, default=1000)
-    r.add_argument("--concurrency", type=int, default=2)
+    for name in COMPARISONS:
+        p = sub.add_parser(name, help=f"only the {name} comparison (bench perf runs all four)")
+        p.add_argument("--quick", action="store_true")
     d = sub.add_parser("defaults")
     d.add_argument("--n", nargs="*", default=["ee_gamma=10000", "quark_gluon=3000", "hcal_dqm=4000", "atlas_topo=10000"],
                    metavar="TASK=N", help="the tasks to run and their synthetic sample counts")
     d.add_argument("--epochs", type=int, default=5)
     d.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.what == "throughput":
-            rows = throughput(n=args.n, epochs=args.epochs, threads=args.threads, root=Path(tmp), rounds=args.rounds)
-            print(_format(rows))
-            suite, ref = rows[0]["samples_per_s"], rows[1]["samples_per_s"]
-            print(f"\nresnet15: suite loop / per-sample loader = {suite / ref:.2f}x")
-            print(f"vit: native / reference 224x224 = {rows[2]['samples_per_s'] / rows[3]['samples_per_s']:.2f}x")
-        elif args.what == "defaults":
+    if args.what == "defaults":
+        with tempfile.TemporaryDirectory() as tmp:
             sizes = {k: int(v) for k, v in (item.split("=") for item in args.n)}
             rows = defaults(n=sizes, epochs=args.epochs, threads=args.threads, root=Path(tmp))
-            print(_format(rows))
-        else:
-            rows = runner_cost(trials=args.trials, n=args.n, root=Path(tmp), concurrency=args.concurrency)
-            print(_format(rows))
+        from benchmark.perf_report import _aligned
+
+        print("\n".join(_aligned(rows)))
+        return 0
+    report = run_all(QUICK if args.quick else FULL, only=(args.what,),
+                     command=" ".join(["python -m benchmark.perf", *(argv if argv is not None else sys.argv[1:])]))
+    print(format_terminal(report))
     return 0
 
 

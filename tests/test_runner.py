@@ -24,6 +24,15 @@ epochs: {type: fixed, value: 30}
 """
 
 
+TINY_VAE = """
+lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+batch_size: {type: fixed, value: 64}
+width: {type: fixed, value: 8}
+latent_dim: {type: int, low: 2, high: 4}
+epochs: {type: fixed, value: 30}
+"""
+
+
 def bench(args, tmp_path, **kwargs):
     env = {**os.environ, "BENCH_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "benchmark.cli", *args, "--runs-dir", str(tmp_path / "runs"),
@@ -32,10 +41,11 @@ def bench(args, tmp_path, **kwargs):
 
 
 def test_bench_run_end_to_end(tmp_path):
-    space = tmp_path / "tiny_resnet.yaml"
-    space.write_text(TINY_RESNET)
-    proc = bench(["run", "--task", "hcal_dqm", "--model", "naive_bayes", "resnet15", "--trials", "3",
-                  "--max-epochs", "2", "--n-samples", "300", "--name", "e2e", "--space", f"resnet15={space}"], tmp_path)
+    (tmp_path / "tiny_resnet.yaml").write_text(TINY_RESNET)
+    (tmp_path / "tiny_vae.yaml").write_text(TINY_VAE)
+    proc = bench(["run", "--task", "hcal_dqm", "--model", "naive_bayes", "resnet15", "vae", "--trials", "3",
+                  "--max-epochs", "2", "--n-samples", "300", "--name", "e2e",
+                  "--space", f"resnet15={tmp_path / 'tiny_resnet.yaml'}", "--space", f"vae={tmp_path / 'tiny_vae.yaml'}"], tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     run_dir = tmp_path / "runs" / "e2e"
@@ -62,6 +72,23 @@ def test_bench_run_end_to_end(tmp_path):
         assert test["auc_low"] <= test["auc"] <= test["auc_high"] and test["auc"] > 0.5
         roc = np.load(study_dir / "roc.npz")
         assert roc["y"].shape == roc["score"].shape == (result["data"]["split_sizes"]["test"],)
+    latent = np.load(run_dir / "hcal_dqm" / "vae" / "latent.npz")
+    assert latent["mu"].shape[0] == latent["y"].shape[0] == result["data"]["split_sizes"]["test"]
+
+    # the run's HPO report, from the run directory (the hold-out retrains the best model thrice)
+    proc = subprocess.run([sys.executable, "-m", "benchmark.cli", "report", str(run_dir)], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "BENCH_DATA_DIR": str(tmp_path / "data")})
+    assert proc.returncode == 0, proc.stderr
+    report = run_dir / "report"
+    pictures = ["hpo_hcal_dqm_naive_bayes.png", "hpo_hcal_dqm_resnet15.png", "hpo_hcal_dqm_vae.png",
+                "latent_hcal_dqm_vae.png", "robustness_hcal_dqm.png", "holdout_hcal_dqm.png"]
+    for name in pictures:
+        assert (report / name).stat().st_size > 10_000 and (report / name).read_bytes()[:4] == b"\x89PNG", name
+    md = (report / "report.md").read_text()
+    assert all(f"]({name})" in md for name in pictures)
+    assert "test AUC per lumisection bin" in md and "Held-out lumisections" in md
+    holdout = [line for line in md.splitlines() if line.startswith("| ") and "–" in line.split("|")[1]]
+    assert len(holdout) >= 3  # lumisection ranges, each with a measured AUC
 
 
 def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
@@ -87,3 +114,79 @@ def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
     study = optuna.load_study(study_name="ee_gamma-naive_bayes", storage=f"sqlite:///{curves.parent / 'optuna.db'}")
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 30
     assert len(json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["invocations"]) == 2
+
+
+def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
+    """SIGKILL (no chance to clean up) in the middle of a sweep, then --resume."""
+    args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
+            "--n-samples", "1500", "--name", "k"]
+    proc = bench(args, tmp_path, start_new_session=True)
+    study_dir = tmp_path / "runs" / "k" / "ee_gamma" / "naive_bayes"
+    curves = study_dir / "curves.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not curves.is_file() or len(curves.read_text().splitlines()) < 12):
+        time.sleep(0.2)
+    assert curves.is_file(), proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait(timeout=60)
+    assert not (study_dir / "result.json").exists()
+
+    proc = bench(args + ["--resume"], tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    trials = json.loads((study_dir / "trials.json").read_text())
+    assert len(trials) == 30 and all(t["status"] == "completed" for t in trials)
+    assert len({t["trial_id"] for t in trials}) == 30
+    result = json.loads((study_dir / "result.json").read_text())
+    assert result["trials"] == {"completed": 30, "pruned": 0, "failed": 0}
+    assert result["best_config"] == max(trials, key=lambda t: t["best_val_auc"])["config"]
+    with open(tmp_path / "leaderboard" / "leaderboard.csv") as f:
+        rows = [line for line in f.read().splitlines()[1:] if line]
+    assert len(rows) == 1 and ",k," in rows[0]  # one row: not lost, not duplicated
+
+
+FAILING_RESNET = """
+lr: {type: categorical, choices: [1.0e-3, 1.0e+30]}     # 1e30: the loss diverges (NaN / inf)
+width: {type: categorical, choices: [8, 1000000]}       # 10^6 channels: out of memory when built
+grad_clip: {type: fixed, value: 0.0}
+batch_size: {type: fixed, value: 64}
+blocks: {type: fixed, value: 1}
+epochs: {type: fixed, value: 30}
+"""
+
+
+def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
+    (tmp_path / "space.yaml").write_text(FAILING_RESNET)
+    proc = bench(["run", "--task", "hcal_dqm", "--model", "resnet15", "--trials", "8", "--sampler", "random",
+                  "--seed", "3", "--max-epochs", "2", "--n-samples", "300", "--name", "f",
+                  "--space", f"resnet15={tmp_path / 'space.yaml'}"], tmp_path)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    study_dir = tmp_path / "runs" / "f" / "hcal_dqm" / "resnet15"
+    trials = json.loads((study_dir / "trials.json").read_text())
+    assert len(trials) == 8
+    for t in trials:
+        ok = t["config"]["lr"] == 1e-3 and t["config"]["width"] == 8
+        assert (t["status"] != "failed") == ok, t
+        if not ok:  # the reason, and no retry of a config that can only fail again
+            assert t["best_val_auc"] is None and t["retries"] == 0
+            expected = "can't allocate memory" if t["config"]["width"] > 8 else "DivergedError"
+            assert expected in t["error"], t["error"]
+    kinds = {("oom" if t["config"]["width"] > 8 else "nan") for t in trials if t["status"] == "failed"}
+    assert kinds == {"oom", "nan"} and any(t["status"] != "failed" for t in trials)  # this seed draws all three
+    result = json.loads((study_dir / "result.json").read_text())
+    assert result["trials"]["failed"] == sum(t["status"] == "failed" for t in trials)
+    assert result["best_config"]["lr"] == 1e-3 and result["best_config"]["width"] == 8
+
+
+def test_a_sweep_where_every_trial_fails_exits_non_zero(tmp_path):
+    (tmp_path / "space.yaml").write_text(FAILING_RESNET.replace("choices: [1.0e-3, 1.0e+30]", "choices: [1.0e+30]")
+                                         .replace("choices: [8, 1000000]", "choices: [8]"))
+    proc = bench(["run", "--task", "hcal_dqm", "--model", "resnet15", "--trials", "2", "--max-epochs", "2",
+                  "--n-samples", "300", "--name", "all-fail", "--space", f"resnet15={tmp_path / 'space.yaml'}"],
+                 tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 2, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("bench: error: hcal_dqm / resnet15: every trial failed (DivergedError") and "trials.json" in last
+    assert not (tmp_path / "runs" / "all-fail" / "hcal_dqm" / "resnet15" / "result.json").exists()

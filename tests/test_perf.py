@@ -1,0 +1,88 @@
+"""``bench perf``: that it runs every comparison and writes its table and perf.md, not what it measures
+(the numbers describe the machine; the published ones are in leaderboard/perf.md)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from benchmark import perf, procmem
+from benchmark.cli import main
+from benchmark.perf_report import Comparison, Report, format_markdown, format_terminal, hardware
+
+TITLES = {
+    "throughput_resnet15": ("1a. Training throughput: resnet15", ["samples_per_s", "val_auc", "suite loop",
+                                                                  "per-sample DataLoader"]),
+    "throughput_vit": ("1b. Training throughput: vit", ["samples_per_s", "val_auc", "vit_tiny_patch16_224"]),
+    "runner": ("2. Runner cost", ["per_trial_ms", "optuna study.optimize", "bench run, 1 trial"]),
+    "search": ("3. Search efficiency", ["TPE + ASHA", "random, no early stopping", "epochs", "best_val_auc"]),
+    "memory": ("4. Memory", ["trials_at_once", "anonymous_MiB", "shared_data_MiB", "memory_MiB"]),
+}
+
+
+@pytest.mark.slow
+def test_bench_perf_quick_writes_the_table_and_perf_md(tmp_path):
+    out = tmp_path / "board" / "perf.md"
+    proc = subprocess.run([sys.executable, "-m", "benchmark.cli", "perf", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    md = out.read_text()
+    assert f"written: {out}" in proc.stdout
+    assert "`bench perf --quick --out" in md and "## Hardware" in md and "CPU:" in md and "torch " in md
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    for title, words in TITLES.values():
+        assert title in proc.stdout and title in md
+        section = md.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+        assert all(w in section for w in words), (title, section)
+        assert "**Target:**" in section and "**Verdict:**" in section
+        summary_row = next(line for line in summary.splitlines() if title in line)
+        assert summary_row.rstrip(" |").rsplit("|", 1)[1].strip() in ("met", "MISSED", "not judged")
+    assert not list(tmp_path.glob("runs")) and not (tmp_path / "leaderboard").exists()  # everything in a temp dir
+
+
+def test_bench_perf_refuses_bad_sizes_in_one_line(capsys, tmp_path):
+    for argv in (["perf", "--trials", "1"], ["perf", "--seeds", "1"]):
+        code = main([*argv, "--out", str(tmp_path / "perf.md")])
+        err = capsys.readouterr().err
+        assert code == 2 and "must be >= 2" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "perf.md").exists()
+
+
+def test_markdown_and_table_carry_every_comparison_and_the_hardware():
+    rows = ({"side": "a", "samples_per_s": 10.0}, {"side": "b", "samples_per_s": 5.0})
+    comparisons = (Comparison("x", "1a. X", rows, "2.00x", "> 1x", True, "how it was measured"),
+                   Comparison("y", "4. Y", (), "not measured", "<= 1.5x", None))
+    report = Report("bench perf --quick", hardware(), comparisons, {"samples": 100}, "quick", 61.0, (1.0, 0.5, 0.2),
+                    None)
+    md, table = format_markdown(report), format_terminal(report)
+    assert "| 1a. X | 2.00x | > 1x | met |" in md and "| 4. Y | not measured | <= 1.5x | not judged |" in md
+    assert "| side | samples_per_s |" in md and "how it was measured" in md and "`bench perf --quick`" in md
+    assert "1a. X" in table and "samples_per_s" in table and "not judged" in table
+    assert "quick input sizes" in md
+
+
+def test_sizes_are_checked():
+    with pytest.raises(ValueError, match="trials"):
+        perf.PerfSizes(trials=1)
+    assert perf.QUICK.trials < perf.FULL.trials and perf.QUICK.seeds >= 2
+
+
+@pytest.mark.skipif(not procmem.available(), reason="needs Linux /proc/<pid>/smaps_rollup")
+def test_group_sampler_sees_a_child_processs_anonymous_memory():
+    code = "import sys, time; b = bytearray(64 << 20); sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)"
+    with procmem.GroupSampler(lambda t: "bytearray(64" in t, interval=0.05) as sampler:
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline() == "ready\n"
+            deadline = time.monotonic() + 10
+            while sampler.peak.anonymous < 64 << 20 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            child.kill()
+            child.wait()
+    assert sampler.peak.max_processes == 1 and sampler.peak.anonymous >= 64 << 20
+    assert sampler.peak.rss >= sampler.peak.anonymous
