@@ -123,6 +123,7 @@ def run(spec: RunSpec) -> Path:
     _init_ray(spec)  # before the run directory exists: an unreachable cluster leaves nothing behind
     data.make_dir(run_dir, fix="pass a writable --runs-dir")
     _record_invocation(run_dir, spec)
+    failed: list[str] = []
     for task in tasks:
         source = resolve_source(task, spec)
         prep = dict(task_name=task.name, source=source.value, root=str(spec.data_root), seed=spec.seed,
@@ -134,15 +135,25 @@ def run(spec: RunSpec) -> Path:
             if (study_dir / "result.json").is_file():
                 print(f"{task.name} / {model}: already finished, kept", file=sys.stderr)
                 continue
-            _search(spec, task, model, spaces[model], prepared, prep, study_dir)
-    from benchmark import leaderboard  # regenerated from every run in runs_dir, under a file lock
+            try:
+                _search(spec, task, model, spaces[model], prepared, prep, study_dir)
+            except SearchFailed as e:  # the other searches go on; the run fails at the end
+                print(f"bench: warning: {e}; going on with the other searches", file=sys.stderr)
+                failed.append(str(e))
+    from benchmark import leaderboard  # merged with the board, under a file lock
 
     try:
         leaderboard.update(spec.runs_dir, spec.leaderboard_dir)
     except OSError as e:  # the results are saved; only the board could not be written
         print(f"bench: warning: leaderboard not updated ({e}); run `bench leaderboard --rebuild` later",
               file=sys.stderr)
+    if failed:
+        raise SearchFailed("; ".join(failed))
     return run_dir
+
+
+class SearchFailed(BenchError):
+    """Every trial of a search failed: a clear message and exit code 2, after the other searches."""
 
 
 def _prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int | None, progress: bool = False,
@@ -177,6 +188,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
         space = space.with_fixed(epochs=spec.max_epochs)
     study_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.INFO if spec.verbose else optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's rung of only failed trials
     if not spec.verbose:  # Ray times every define-by-run call and warns about slow ones (sqlite commits)
         warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument")
         # a retried trial reports its epochs to the Optuna trial again: Optuna keeps the first value
@@ -220,8 +232,8 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     done = [t for t in trials if t["status"] in ("completed", "pruned") and t["best_val_auc"] is not None]
     if not done:
         reasons = {t["error"] for t in trials if t["error"]}
-        raise BenchError(f"{task.name} / {model}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
-                         f"see {study_dir / 'trials.json'}")
+        raise SearchFailed(f"{task.name} / {model}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
+                           f"see {study_dir / 'trials.json'}")
     best = max(done, key=lambda t: t["best_val_auc"])
     print(f"{task.name} / {model}: best val AUC {best['best_val_auc']:.4f} ({len(done)} trials); "
           f"evaluating on test ({spec.repeats} seed(s))", file=sys.stderr)

@@ -179,10 +179,10 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert result["best_config"]["lr"] == 1e-3 and result["best_config"]["width"] == 8
 
 
-def test_a_sweep_where_every_trial_fails_exits_non_zero(tmp_path):
+def test_a_search_where_every_trial_fails_exits_non_zero_after_the_others(tmp_path):
     (tmp_path / "space.yaml").write_text(FAILING_RESNET.replace("choices: [1.0e-3, 1.0e+30]", "choices: [1.0e+30]")
                                          .replace("choices: [8, 1000000]", "choices: [8]"))
-    proc = bench(["run", "--task", "hcal_dqm", "--model", "resnet15", "--trials", "2", "--max-epochs", "2",
+    proc = bench(["run", "--task", "hcal_dqm", "--model", "resnet15", "naive_bayes", "--trials", "2", "--max-epochs", "2",
                   "--n-samples", "300", "--name", "all-fail", "--space", f"resnet15={tmp_path / 'space.yaml'}"],
                  tmp_path)
     out, _ = proc.communicate(timeout=600)
@@ -190,3 +190,5 @@ def test_a_sweep_where_every_trial_fails_exits_non_zero(tmp_path):
     last = out.strip().splitlines()[-1]
     assert last.startswith("bench: error: hcal_dqm / resnet15: every trial failed (DivergedError") and "trials.json" in last
     assert not (tmp_path / "runs" / "all-fail" / "hcal_dqm" / "resnet15" / "result.json").exists()
+    assert (tmp_path / "runs" / "all-fail" / "hcal_dqm" / "naive_bayes" / "result.json").is_file()  # went on
+    assert ",naive_bayes," in (tmp_path / "leaderboard" / "leaderboard.csv").read_text()

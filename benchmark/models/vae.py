@@ -35,6 +35,9 @@ from benchmark.models._registry import register_model
 from benchmark.models.training import TRAIN_DEFAULTS, NeuralModel, Standardize, number
 
 
+LOGVAR_BOUND = 20.0  # exp(20) ~ 5e8: a variance far beyond anything a standardised input needs
+
+
 def n_down(hw: tuple[int, int]) -> int:
     return int(np.clip(math.floor(math.log2(min(hw))) - 1, 1, 3))
 
@@ -69,7 +72,9 @@ class ConvVAE(nn.Module):
         dh, dw = self.padded[0] - self.hw[0], self.padded[1] - self.hw[1]
         h = self.encoder(F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)))
         mu, logvar = h.float().chunk(2, dim=1)
-        return mu, logvar
+        # bounded, so exp(logvar) stays finite for inputs far from the training class (a pi+ shower in
+        # a Tile layer that pi0 training showers leave nearly empty): no effect on sensible values
+        return mu, logvar.clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         dh, dw = self.padded[0] - self.hw[0], self.padded[1] - self.hw[1]
