@@ -72,8 +72,12 @@ QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, trials=3, runne
                   search_epochs=2, search_samples=200, seeds=2, memory_samples=300, memory_epochs=1)
 
 
+_T0 = [time.perf_counter()]  # when run_all started: progress lines show the elapsed time
+
+
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    elapsed = int(time.perf_counter() - _T0[0])
+    print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
 
 
 def _prepared(task_name: str, n: int, root: Path, seed: int = 0):
@@ -279,9 +283,11 @@ def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, comma
     if unknown:
         raise ValueError(f"unknown comparison(s) {unknown}; known: {', '.join(COMPARISONS)}")
     load_before, t0 = load_average(), time.perf_counter()
+    _T0[0] = t0
     comparisons: list[Comparison] = []
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
         root = Path(tmp)
+        _log(f"bench perf: {', '.join(c for c in COMPARISONS if c in only)}")
         if "throughput" in only:  # first, before Ray's processes exist
             comparisons += throughput(n=sizes.samples, epochs=sizes.epochs, threads=sizes.threads,
                                       root=root / "data", rounds=sizes.rounds, vit_rounds=sizes.vit_rounds)

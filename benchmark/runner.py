@@ -189,7 +189,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     study_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.INFO if spec.verbose else optuna.logging.WARNING)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's rung of only failed trials
-    if not spec.verbose:  # Ray times every define-by-run call and warns about slow ones (sqlite commits)
+    if not spec.verbose:  # Ray times every define-by-run call and warns about slow ones
         warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument")
         # a retried trial reports its epochs to the Optuna trial again: Optuna keeps the first value
         warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
@@ -231,6 +231,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     _write_json(study_dir / "trials.json", trials)
     done = [t for t in trials if t["status"] in ("completed", "pruned") and t["best_val_auc"] is not None]
     if not done:
+        study_saved.result()
         reasons = {t["error"] for t in trials if t["error"]}
         raise SearchFailed(f"{task.name} / {model}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
                            f"see {study_dir / 'trials.json'}")
