@@ -298,7 +298,9 @@ def _holdout_section(run_dir: Path, studies: list[Path], out: Path) -> str:
     if not results:
         return ""
     study, best = max(results, key=lambda sr: sr[1]["val_auc"])
-    spec = (((_json(run_dir / "run.json") or {}).get("invocations") or [{}])[0]).get("spec") or {}
+    from benchmark.leaderboard import _invocation, _run_record  # the invocation that started this search
+
+    spec = _invocation(_run_record(run_dir), best["task"], best["model"]).get("spec") or {}
     prepared = runner._prepare(task_name=best["task"], source=best["source"], root=spec.get("data_root", "."),
                                seed=best["data"]["seed"], n_samples=best["data"]["n_samples"])
     train, val, test = (prepared.split(s) for s in data.Split)
