@@ -123,9 +123,10 @@ class TaskSpec:
 #: TypeError or ValueError). Readers catch these around their HDF5 access and raise one DataError.
 HDF5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
 #: What ``np.load`` raises on a damaged .npy / .npz: the .npy header is a Python literal parsed by
-#: ``ast.literal_eval`` (SyntaxError, tokenize.TokenError), an .npz is a zip of them.
+#: ``ast.literal_eval`` (SyntaxError, tokenize.TokenError), an .npz is a zip of them (a damaged flag byte
+#: makes zipfile raise RuntimeError "encrypted" or NotImplementedError).
 NUMPY_ERRORS = (OSError, ValueError, EOFError, KeyError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile,
-                zlib.error)
+                zlib.error, RuntimeError, NotImplementedError)
 
 
 def check_keys(available, required: tuple[str, ...], file: Path) -> None:
