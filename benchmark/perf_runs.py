@@ -116,9 +116,19 @@ epochs:          {{type: fixed, value: {epochs}}}
 def _asha_limit_share(max_epochs: int, grace: int = 1, rf: int = 3) -> float:
     """The share of a full-budget search's epochs that ASHA (as ``runner._PruneTracker`` sets it up) uses
     when every rung holds many results: a third of the trials go on past each rung."""
-    rungs = [grace * rf**k for k in range(max_epochs) if grace * rf**k < max_epochs] + [max_epochs]
+    rungs = _rungs(max_epochs, grace, rf) + [max_epochs]
     # the epochs up to rung k are trained by 1 / rf**k of the trials
     return sum((rungs[k] - (rungs[k - 1] if k else 0)) / rf**k for k in range(len(rungs))) / max_epochs
+
+
+def _rungs(max_epochs: int, grace: int = 1, rf: int = 3) -> list[int]:
+    """The epochs at which ASHA (as ``runner._PruneTracker`` sets it up) decides: grace * rf**k < max_epochs."""
+    return [grace * rf**k for k in range(max_epochs) if grace * rf**k < max_epochs]
+
+
+def _passed(epochs: list[int], rungs: list[int]) -> str:
+    """How many of the trials that reached each rung went on past it, e.g. ``1: 9/16, 3: 6/9``."""
+    return ", ".join(f"{r}: {sum(e > r for e in epochs)}/{sum(e >= r for e in epochs)}" for r in rungs)
 
 
 def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root: Path) -> Comparison:
@@ -127,7 +137,7 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
     space_file = root / "resnet15_search.yaml"
     space_file.write_text(SEARCH_SPACE.format(epochs=max_epochs))
     setups = (("TPE + ASHA", "tpe", "asha"), ("random, no early stopping", "random", "none"))
-    rows = []
+    rows, epochs_of = [], {}
     for seed in range(seeds):
         for label, sampler, scheduler in setups:
             _log(f"search: {label}, seed {seed}: {trials} trials of at most {max_epochs} epochs")
@@ -136,11 +146,13 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
                 sampler=sampler, scheduler=scheduler, max_epochs=max_epochs, n_samples=n, seed=seed,
                 spaces={model: str(space_file)}))
             done = [t for t in records if t["best_val_auc"] is not None]
+            epochs_of.setdefault(label, []).extend(t["epochs"] or 0 for t in records)
             rows.append({"search": label, "seed": seed, "trials": len(records),
                          "pruned": sum(t["status"] == "pruned" for t in records),
                          "epochs": sum(t["epochs"] or 0 for t in records),
                          "trials_by_epochs": " ".join(f"{e}:{c}" for e, c in sorted(
                              collections.Counter(t["epochs"] or 0 for t in records).items())),
+                         "went_on_past_rung": _passed([t["epochs"] or 0 for t in records], _rungs(max_epochs)),
                          "best_val_auc": max(t["best_val_auc"] for t in done),
                          "test_auc_of_best": result["test"]["auc"],
                          "search_wall_s": result["search_wall_s"]})
@@ -152,6 +164,7 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
                         "epochs": sum(r["epochs"] for r in mine), "wall": sum(r["search_wall_s"] for r in mine)}
     for label, s in stats.items():
         rows.append({"search": f"{label}: all seeds", "seed": "-", "trials": trials * seeds, "epochs": s["epochs"],
+                     "went_on_past_rung": _passed(epochs_of[label], _rungs(max_epochs)),
                      "best_val_auc": f"{s['mean']:.4f} +/- {s['std']:.4f}", "search_wall_s": s["wall"]})
     tpe, rnd = stats[setups[0][0]], stats[setups[1][0]]
     share = tpe["epochs"] / rnd["epochs"]
@@ -171,9 +184,13 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
         "excluded); trials_by_epochs counts the trials that stopped after each number of epochs. ASHA is "
         "asynchronous: a trial reaching a rung continues when it is in the top third of the results recorded "
         "there so far, so the first trials at every rung always continue, and the share of epochs it uses "
-        f"shrinks with the number of trials (towards {_asha_limit_share(max_epochs):.0%} for many trials). TPE's "
-        "first 10 trials are random draws (Optuna's `n_startup_trials`). Mean +/- standard deviation over seeds "
-        "of each search's best validation AUC.")
+        f"shrinks with the number of trials (towards {_asha_limit_share(max_epochs):.0%} for many trials, where a "
+        "third of the trials go on past each rung). went_on_past_rung counts, per rung, the trials that went on "
+        "out of those that reached it: more than a third go on here, because each rung holds only a few results "
+        "when a trial arrives, and because TPE draws its trials after the first 10 (Optuna's "
+        "`n_startup_trials`, random draws) near the best ones so far, so these later trials tend to rank high "
+        "and are, rightly, trained on. Mean +/- standard deviation over seeds of each search's best validation "
+        "AUC.")
 
 
 MEMORY_SPACE = """\

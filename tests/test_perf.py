@@ -20,7 +20,7 @@ TITLES = {
     "runner": ("2. Runner cost", ["per_trial_ms", "first_to_last_s", "optuna study.optimize",
                                   "bench run, 1 at a time", "(default)"]),
     "search": ("3. Search efficiency", ["TPE + ASHA", "random, no early stopping", "trials_by_epochs",
-                                        "best_val_auc", "all seeds"]),
+                                        "went_on_past_rung", "best_val_auc", "all seeds"]),
     "memory": ("4. Memory", ["trials_at_once", "anonymous_MiB", "shared_data_MiB", "memory_MiB"]),
 }
 
@@ -66,6 +66,16 @@ def test_markdown_and_table_carry_every_comparison_and_the_hardware():
     assert "| side | samples_per_s |" in md and "how it was measured" in md and "`bench perf --quick`" in md
     assert "1a. X" in table and "samples_per_s" in table and "not judged" in table
     assert "quick input sizes" in md
+
+
+def test_asha_rungs_and_the_trials_that_went_on_past_them():
+    from benchmark.perf_runs import _asha_limit_share, _passed, _rungs
+
+    assert _rungs(9) == [1, 3] and _rungs(27) == [1, 3, 9] and _rungs(1) == []
+    # stopped after 1, 1, 3 and 9 epochs: all 4 reached rung 1 and 2 went on; 2 reached rung 3 and 1 went on
+    assert _passed([1, 1, 3, 9], [1, 3]) == "1: 2/4, 3: 1/2"
+    # a third of the trials go on past each rung: (1 + 2/3 + 6/9) / 9 of the epochs of a full search
+    assert _asha_limit_share(9) == pytest.approx((1 + 2 / 3 + 6 / 9) / 9)
 
 
 def test_sizes_are_checked():
