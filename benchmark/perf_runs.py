@@ -153,6 +153,7 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
                          "trials_by_epochs": " ".join(f"{e}:{c}" for e, c in sorted(
                              collections.Counter(t["epochs"] or 0 for t in records).items())),
                          "went_on_past_rung": _passed([t["epochs"] or 0 for t in records], _rungs(max_epochs)),
+                         "below_chance_after_1": sum(t["curve"][0]["val_auc"] < 0.5 for t in records if t["curve"]),
                          "best_val_auc": max(t["best_val_auc"] for t in done),
                          "test_auc_of_best": result["test"]["auc"],
                          "search_wall_s": result["search_wall_s"]})
@@ -161,10 +162,12 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
         mine = [r for r in rows if r["search"] == label]
         best = np.array([r["best_val_auc"] for r in mine])
         stats[label] = {"mean": float(best.mean()), "std": float(best.std(ddof=1)),
-                        "epochs": sum(r["epochs"] for r in mine), "wall": sum(r["search_wall_s"] for r in mine)}
+                        "epochs": sum(r["epochs"] for r in mine), "wall": sum(r["search_wall_s"] for r in mine),
+                        "below": sum(r["below_chance_after_1"] for r in mine)}
     for label, s in stats.items():
         rows.append({"search": f"{label}: all seeds", "seed": "-", "trials": trials * seeds, "epochs": s["epochs"],
                      "went_on_past_rung": _passed(epochs_of[label], _rungs(max_epochs)),
+                     "below_chance_after_1": s["below"],
                      "best_val_auc": f"{s['mean']:.4f} +/- {s['std']:.4f}", "search_wall_s": s["wall"]})
     tpe, rnd = stats[setups[0][0]], stats[setups[1][0]]
     share = tpe["epochs"] / rnd["epochs"]
@@ -186,11 +189,13 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
         "there so far, so the first trials at every rung always continue, and the share of epochs it uses "
         f"shrinks with the number of trials (towards {_asha_limit_share(max_epochs):.0%} for many trials, where a "
         "third of the trials go on past each rung). went_on_past_rung counts, per rung, the trials that went on "
-        "out of those that reached it: more than a third go on here, because each rung holds only a few results "
-        "when a trial arrives, and because TPE draws its trials after the first 10 (Optuna's "
-        "`n_startup_trials`, random draws) near the best ones so far, so these later trials tend to rank high "
-        "and are, rightly, trained on. Mean +/- standard deviation over seeds of each search's best validation "
-        "AUC.")
+        "out of those that reached it, and below_chance_after_1 the trials whose validation AUC after the first "
+        "epoch was below 0.5. More than a third go on past rung 1 here: the results there fall in two groups, "
+        "trials that have not started to learn after one (warm-up) epoch, mostly the low learning rates, and "
+        "trials that have; the top-third cut-off falls between them, so nearly every trial that learns goes "
+        "on, and past rung 3 too. TPE adds to this: after its first 10 trials (Optuna's `n_startup_trials`, "
+        "random draws) it draws near the best trials so far, which then tend to rank high and are, rightly, "
+        "trained on. Mean +/- standard deviation over seeds of each search's best validation AUC.")
 
 
 MEMORY_SPACE = """\

@@ -20,7 +20,7 @@ TITLES = {
     "runner": ("2. Runner cost", ["per_trial_ms", "first_to_last_s", "optuna study.optimize",
                                   "bench run, 1 at a time", "(default)"]),
     "search": ("3. Search efficiency", ["TPE + ASHA", "random, no early stopping", "trials_by_epochs",
-                                        "went_on_past_rung", "best_val_auc", "all seeds"]),
+                                        "went_on_past_rung", "below_chance_after_1", "best_val_auc", "all seeds"]),
     "memory": ("4. Memory", ["trials_at_once", "anonymous_MiB", "shared_data_MiB", "memory_MiB"]),
 }
 
