@@ -40,7 +40,7 @@ COMPARISONS = ("throughput", "runner", "search", "memory")
 
 @dataclasses.dataclass(frozen=True)
 class PerfSizes:
-    """Input sizes of ``bench perf``. :data:`FULL` is the published run (about 8 min on 2 CPU cores),
+    """Input sizes of ``bench perf``. :data:`FULL` is the published run (8 to 10 min on 2 idle CPU cores),
     :data:`QUICK` the CI-sized one (checks that everything runs; its numbers mean little)."""
 
     samples: int = 1200  # throughput: synthetic samples per task (70 % train, 15 % validation)

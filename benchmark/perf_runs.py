@@ -146,13 +146,13 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
                 sampler=sampler, scheduler=scheduler, max_epochs=max_epochs, n_samples=n, seed=seed,
                 spaces={model: str(space_file)}))
             done = [t for t in records if t["best_val_auc"] is not None]
-            epochs_of.setdefault(label, []).extend(t["epochs"] or 0 for t in records)
+            epochs = [t["epochs"] or 0 for t in records]
+            epochs_of.setdefault(label, []).extend(epochs)
             rows.append({"search": label, "seed": seed, "trials": len(records),
                          "pruned": sum(t["status"] == "pruned" for t in records),
-                         "epochs": sum(t["epochs"] or 0 for t in records),
-                         "trials_by_epochs": " ".join(f"{e}:{c}" for e, c in sorted(
-                             collections.Counter(t["epochs"] or 0 for t in records).items())),
-                         "went_on_past_rung": _passed([t["epochs"] or 0 for t in records], _rungs(max_epochs)),
+                         "epochs": sum(epochs),
+                         "trials_by_epochs": " ".join(f"{e}:{c}" for e, c in sorted(collections.Counter(epochs).items())),
+                         "went_on_past_rung": _passed(epochs, _rungs(max_epochs)),
                          "below_chance_after_1": sum(t["curve"][0]["val_auc"] < 0.5 for t in records if t["curve"]),
                          "best_val_auc": max(t["best_val_auc"] for t in done),
                          "test_auc_of_best": result["test"]["auc"],
