@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import BenchError
+from benchmark.tables import aligned
 
 
 class Command(abc.ABC):
@@ -85,7 +86,7 @@ class TasksCommand(Command):
             ref = ", ".join(f"{r.model} {r.metric} {r.value:g}" for r in t.references) or "-"
             rows.append((t.name, "x".join(map(str, t.image_shape)), " / ".join(t.class_names),
                          f"{t.primary_metric} ({t.direction})", ref))
-        print(_table(rows))
+        print(aligned(rows))
         return 0
 
 
@@ -102,7 +103,7 @@ class ModelsCommand(Command):
         tasks = ", ".join(t.name for t in list_tasks())
         rows = [("model", "kind", "tasks", "config keys")]
         rows += [(m.name, m.kind, tasks, ", ".join(m.default_config)) for m in list_models()]
-        print(_table(rows))
+        print(aligned(rows))
         print("\nAlso: timm:<name> builds any timm image classifier at the task's resolution.")
         return 0
 
@@ -335,7 +336,7 @@ class PerfCommand(Command):
         import os
 
         from benchmark import perf
-        from benchmark.data import atomic_write_text
+        from benchmark.data import atomic_write_text, make_dir
         from benchmark.perf_report import format_markdown, format_terminal
 
         given = {"samples": args.samples, "epochs": args.epochs, "trials": args.trials,
@@ -346,7 +347,7 @@ class PerfCommand(Command):
         except ValueError as e:
             raise BenchError(str(e)) from None
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(out.parent, fix="pass a writable --out")
         if not os.access(out.parent, os.W_OK):  # found out now, not after a quarter of an hour
             raise BenchError(f"--out {out}: {out.parent} is not writable")
         report = perf.run_all(sizes, only=tuple(args.only or perf.COMPARISONS), command=" ".join(("bench", *args.argv)))
@@ -360,13 +361,6 @@ def _concat(batches):
     from benchmark.tasks import RawBatch
 
     return RawBatch(np.concatenate([b.X for b in batches]), np.concatenate([b.aux for b in batches]))
-
-
-def _table(rows: list[tuple]) -> str:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _commands() -> dict[str, Command | dict[str, Command]]:

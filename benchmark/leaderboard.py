@@ -35,6 +35,7 @@ from pathlib import Path
 
 from benchmark.data import atomic_savez, atomic_write_text
 from benchmark.errors import BenchError
+from benchmark.tables import aligned, markdown
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_hash", "format_csv", "format_markdown",
            "format_table", "load", "rebuild", "update"]
@@ -333,7 +334,7 @@ def format_table(rows: list[Row]) -> str:
         short = [(line[0], line[1].replace(_LITERATURE, "(literature)"), *line[2:]) for line, _ in literature]
         lines = [_HEADERS] + [_cells(r, i + 1) for i, r in enumerate(mine)] + short
         notes = "".join(f"\n  {line[1]}: {source}" for line, source in literature)
-        blocks.append(f"{task_name}: {_task_text(task_name)}\n{_aligned(lines)}{notes}")
+        blocks.append(f"{task_name}: {_task_text(task_name)}\n{aligned(lines)}{notes}")
     return "\n\n".join(blocks) + "\n" if blocks else "(no results)\n"
 
 
@@ -352,9 +353,7 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
         literature = [line[:2] + (source,) + line[3:] for line, source in _literature(task_name)]
         lines = [_HEADERS] + [_cells(r, i + 1) for i, r in enumerate(mine)] + literature
         parts.append(f"## {task_name}\n\n{_task_text(task_name)}\n")
-        parts.append("\n".join(["| " + " | ".join(_md_escape(c) for c in lines[0]) + " |",
-                                "|" + "---|" * len(lines[0])]
-                               + ["| " + " | ".join(_md_escape(c) for c in line) + " |" for line in lines[1:]]) + "\n")
+        parts.append(markdown(lines) + "\n")
         for name, alt in ((f"roc_{task_name}.png", "ROC"), (f"recon_{task_name}.png", "reconstructions")):
             if figures_dir is not None and (Path(figures_dir) / name).is_file():
                 parts.append(f"![{alt}]({name})\n")
@@ -405,17 +404,6 @@ def _num(x: float) -> str:
 
 def _hours(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.3g}"  # tiny test runs and week-long sweeps alike
-
-
-def _aligned(lines: list[tuple[str, ...]]) -> str:
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
-def _md_escape(cell: str) -> str:
-    return cell.replace("|", "\\|")
 
 
 def _by_task(rows: list[Row]) -> dict[str, list[Row]]:

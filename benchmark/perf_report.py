@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from benchmark.tables import aligned, markdown
+
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
@@ -113,21 +115,14 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def _grid(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """Dict rows as a header (every key, in order of appearance) and cells ("-" where a row lacks a key)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return [keys, *([cell(r.get(k)) for k in keys] for r in rows)]
+
+
 def _aligned(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[cell(r.get(k)) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    return lines
-
-
-def _markdown_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(esc(k) for k in keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(esc(cell(r.get(k))) for k in keys) + " |" for r in rows]
-    return lines
+    return aligned(_grid(rows), rule=False).splitlines()
 
 
 def summary_rows(report: Report) -> list[dict[str, str]]:
@@ -164,9 +159,9 @@ def format_markdown(report: Report) -> str:
               f"- load average (1, 5, 15 min) before: {_load(report.load_before)}; after: {_load(report.load_after)}"
               " (a busy machine slows whichever side runs during the disturbance)", "",
               "## Summary", ""]
-    lines += _markdown_table(summary_rows(report))
+    lines.append(markdown(_grid(summary_rows(report))))
     for c in report.comparisons:
-        lines += ["", f"## {c.title}", "", *_markdown_table(c.rows), "",
+        lines += ["", f"## {c.title}", "", markdown(_grid(c.rows)), "",
                   f"**Measured:** {c.measured}. **Target:** {c.target}. **Verdict:** {c.verdict}."]
         if c.notes:
             lines += ["", c.notes]

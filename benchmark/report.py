@@ -29,6 +29,7 @@ import numpy as np
 
 from benchmark import metrics
 from benchmark.errors import BenchError
+from benchmark.tables import markdown
 from benchmark.plots import _figure, _save
 
 __all__ = ["write_report"]
@@ -68,17 +69,17 @@ def _json(path: Path):
 
 
 def _summary_table(studies: list[Path]) -> str:
-    lines = ["| model | trials completed / pruned / failed | best val AUC | test AUC [95% CI] |", "|---|---|---|---|"]
+    lines = [("model", "trials completed / pruned / failed", "best val AUC", "test AUC [95% CI]")]
     for s in studies:
         trials, result = _json(s / "trials.json"), _json(s / "result.json")
         counts = "/".join(str(sum(t["status"] == k for t in trials)) for k in ("completed", "pruned", "failed"))
         if result:
             t = result["test"]
-            lines.append(f"| {s.name} | {counts} | {result['val_auc']:.4f} | "
-                         f"{t['auc']:.4f} [{t['auc_low']:.3f}, {t['auc_high']:.3f}] |")
+            lines.append((s.name, counts, f"{result['val_auc']:.4f}",
+                          f"{t['auc']:.4f} [{t['auc_low']:.3f}, {t['auc_high']:.3f}]"))
         else:
-            lines.append(f"| {s.name} | {counts} | - | not evaluated |")
-    return "\n".join(lines) + "\n"
+            lines.append((s.name, counts, "-", "not evaluated"))
+    return markdown(lines) + "\n"
 
 
 # --- one search ----------------------------------------------------------------------------------
@@ -269,12 +270,12 @@ def _robustness_section(task_name: str, studies: list[Path], out: Path) -> str:
     bins = [f"{lo:.4g}–{hi:.4g}" for lo, hi in zip(edges[:-1], edges[1:])]
     fig = _figure(figsize=(8, 4.8))
     ax = fig.subplots()
-    lines = [f"| model | all | " + " | ".join(bins) + " |", "|---|---|" + "---|" * len(bins)]
+    lines = [("model", "all", *bins)]
     centres = (edges[:-1] + edges[1:]) / 2
     for i, (model, (y, s, a)) in enumerate(rocs.items()):
         which = np.clip(np.searchsorted(edges, a, side="right") - 1, 0, len(bins) - 1)
         cells = [_auc_ci(y[which == b], s[which == b]) for b in range(len(bins))]
-        lines.append(f"| {model} | {_fmt(*_auc_ci(y, s))} | " + " | ".join(_fmt(*c) for c in cells) + " |")
+        lines.append((model, _fmt(*_auc_ci(y, s)), *(_fmt(*c) for c in cells)))
         auc, low, high = (np.array(v) for v in zip(*cells))
         ax.errorbar(centres + (i - len(rocs) / 2) * 0.01 * np.ptp(edges), auc, yerr=[auc - low, high - auc],
                     marker="o", capsize=3, label=model, color=f"C{i % 10}")
@@ -284,7 +285,7 @@ def _robustness_section(task_name: str, studies: list[Path], out: Path) -> str:
     ax.legend(fontsize=8)
     name = f"robustness_{task_name}.png"
     _save(fig, out / name)
-    return (f"### Robustness: test AUC per {aux_name} bin\n\n" + "\n".join(lines) + f"\n\n![robustness]({name})\n")
+    return (f"### Robustness: test AUC per {aux_name} bin\n\n" + markdown(lines) + f"\n\n![robustness]({name})\n")
 
 
 def _holdout_section(run_dir: Path, studies: list[Path], out: Path) -> str:
@@ -308,8 +309,7 @@ def _holdout_section(run_dir: Path, studies: list[Path], out: Path) -> str:
         seen_score = f["score"]
     ls = {name: np.asarray(split.aux[:, 0]) for name, split in (("train", train), ("val", val), ("test", test))}
     edges = np.quantile(np.concatenate(list(ls.values())), np.linspace(0, 1, N_HOLDOUT + 1))
-    lines = ["| lumisections held out | test samples | AUC, range never seen | AUC, range in training |",
-             "|---|---|---|---|"]
+    lines = [("lumisections held out", "test samples", "AUC, range never seen", "AUC, range in training")]
     rows = []
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         inside = {k: (v >= lo) & ((v <= hi) if i == N_HOLDOUT - 1 else (v < hi)) for k, v in ls.items()}
@@ -320,7 +320,7 @@ def _holdout_section(run_dir: Path, studies: list[Path], out: Path) -> str:
         unseen = _auc_ci(y, model.score(test.subset(rows_test)))
         seen = _auc_ci(y, seen_score[rows_test])
         rows.append((lo, hi, unseen, seen))
-        lines.append(f"| {lo:.0f}–{hi:.0f} | {len(rows_test)} | {_fmt(*unseen)} | {_fmt(*seen)} |")
+        lines.append((f"{lo:.0f}–{hi:.0f}", len(rows_test), _fmt(*unseen), _fmt(*seen)))
     fig = _figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
     x = np.arange(len(rows))
@@ -335,4 +335,4 @@ def _holdout_section(run_dir: Path, studies: list[Path], out: Path) -> str:
     return (f"### Held-out lumisections ({best['model']}, the best by validation AUC)\n\n"
             "Retrained with the best configuration and seed on the training split minus one lumisection range "
             "(early stopping on the validation split minus the same range), then tested on that range only.\n\n"
-            + "\n".join(lines) + "\n\n![hold-out](holdout_hcal_dqm.png)\n")
+            + markdown(lines) + "\n\n![hold-out](holdout_hcal_dqm.png)\n")
