@@ -121,6 +121,7 @@ class _ClassicalModel(Model):
     """Fit an estimator on the design matrix, score with a real-valued decision function."""
 
     kind: ClassVar[str] = "classical"
+    tiny_config: ClassVar[Mapping[str, Any]] = {"pool": 8}
 
     def __init__(self, task: TaskSpec, config: Mapping[str, Any], *, seed: int = 0,
                  device: str = "cpu", threads: int | None = None) -> None:
@@ -322,6 +323,7 @@ class XGBoostModel(_ClassicalModel):
     default_config: ClassVar[Mapping[str, Any]] = {
         "n_estimators": 500, "max_depth": 6, "learning_rate": 0.1, "subsample": 0.8, "colsample_bytree": 0.8,
         "min_child_weight": 1.0, "reg_lambda": 1.0, "pool": 4}
+    tiny_config: ClassVar[Mapping[str, Any]] = {"n_estimators": 20, "max_depth": 3, "pool": 8}
 
     def _check_config(self) -> None:
         c, n = self.config, self.name

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import abc
 import argparse
+import math
+import os
+import re
+import shutil
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 
+from benchmark import strategies
 from benchmark.errors import BenchError
 from benchmark.tables import aligned
 
@@ -29,41 +35,189 @@ class Command(abc.ABC):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
+MAX_SEED = 2**32 - 1  # numpy's RandomState (Optuna's samplers, scikit-learn) takes seeds in [0, 2**32)
+NAME_MAX, PATH_MAX = 255, 4096  # bytes in one path component, and in a whole path (Linux)
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` as it goes into a one-line message: repr'd (NUL, newlines visible), cut to ``limit``."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
 
 
-def positive_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {_shown(text)}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _finite_float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be zero or positive, got {value}")
     return value
 
 
+def seed(text: str) -> int:
+    """A seed numpy, Optuna's samplers and scikit-learn all take: an integer in [0, 2**32 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1 = {MAX_SEED}, got {_shown(text)}")
+    return value
+
+
+def _path_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a path on this system (None if it can)."""
+    if not text:
+        return "an empty path"
+    if "\0" in text:
+        return f"{_shown(text)} contains a NUL character"
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:
+        return f"{_shown(text)} is not encodable as a file name"
+    if len(raw) >= PATH_MAX:
+        return f"a path of {len(raw)} bytes (at most {PATH_MAX - 1})"
+    if any(len(part) > NAME_MAX for part in raw.split(b"/")):
+        return f"{_shown(text)} has a name longer than {NAME_MAX} bytes"
+    return None
+
+
+def _expanded(text: str) -> str:
+    """``text`` checked to be a path, ``~`` / ``~user`` expanded."""
+    problem = _path_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    expanded = os.path.expanduser(text)
+    if expanded.startswith("~"):
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: no such user's home directory")
+    problem = _path_problem(expanded)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return expanded
+
+
+def path_arg(text: str) -> str:
+    """A path to read (a run directory, the runs directory of the board): checked, ``~`` expanded."""
+    return _expanded(text)
+
+
+def _uncreatable(path: Path) -> str | None:
+    """Why the directory ``path`` cannot be made (or written in): None if it can. Writes nothing."""
+    path = Path(os.path.abspath(path))
+    for p in (path, *path.parents):
+        try:
+            if not os.path.lexists(p):
+                continue
+            if os.path.isdir(p):
+                return None if os.access(p, os.W_OK | os.X_OK) else f"{p} is not writable"
+        except (OSError, ValueError) as e:
+            return str(getattr(e, "strerror", None) or e)
+        kind = "a broken symbolic link" if os.path.islink(p) else "a file, not a directory"
+        return f"{p} is {kind}"
+    return None
+
+
+def output_dir(text: str) -> str:
+    """A directory that a command writes in (made when missing): ``cannot create`` when it cannot be."""
+    path = _expanded(text)
+    problem = _uncreatable(Path(path))
+    if problem:
+        raise argparse.ArgumentTypeError(f"cannot create the directory {path}: {problem}")
+    return path
+
+
+def run_name(text: str) -> str:
+    """One directory name inside ``--runs-dir``: not a path, nothing the file system or a terminal mangles."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty run name: pass a name, or leave --name out for a timestamp")
+    if text in (".", "..") or "/" in text or (os.altsep and os.altsep in text):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is a path, not a name: the run goes to RUNS_DIR/NAME "
+                                         "(pass --runs-dir for another place)")
+    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cs")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} contains the character {bad[0]!r}: use letters, "
+                                         "digits, '-', '_' or '.'")
+    if len(text.encode("utf-8")) > 200:  # leaves room for the suffixes of Tune's experiment names
+        raise argparse.ArgumentTypeError(f"a run name of {len(text.encode('utf-8'))} bytes (at most 200)")
+    return text
+
+
+def space_arg(text: str) -> tuple[str, str]:
+    """``[MODEL=]FILE`` as (MODEL or "", FILE), the file name checked and ``~`` expanded."""
+    model, _, path = text.rpartition("=")
+    if not path:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: no file after '=' (as MODEL=FILE)")
+    return model, _expanded(path)
+
+
+STORAGE_SCHEMES = ("file", "local", "mock", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")  # pyarrow's
+
+
 def storage_location(text: str) -> str:
-    """A URI (``scheme://...``) as given; a path made absolute, as Ray Tune needs it."""
+    """A URI (``scheme://...``) of a file system Ray Tune (pyarrow) knows, as given; a local path made
+    absolute, as Ray Tune needs it, and checked to be a directory that can be made."""
     if "://" in text:
+        scheme, rest = text.split("://", 1)
+        if scheme not in STORAGE_SCHEMES:
+            raise argparse.ArgumentTypeError(f"{_shown(text)}: unknown scheme {scheme!r}; Ray Tune knows "
+                                             f"{', '.join(s + '://' for s in STORAGE_SCHEMES)} and local paths")
+        if any(c.isspace() or unicodedata.category(c).startswith("C") or ord(c) > 127 for c in rest) or \
+                re.search(r"%(?![0-9A-Fa-f]{2})", rest):
+            raise argparse.ArgumentTypeError(f"{_shown(text)}: not a valid URI (percent-encode spaces, "
+                                             "non-ASCII and control characters)")
+        if scheme in ("file", "local"):
+            if not rest.startswith("/"):
+                raise argparse.ArgumentTypeError(f"{_shown(text)}: a {scheme}:// URI needs an absolute path "
+                                                 f"({scheme}:///dir), or pass the path itself")
+            output_dir(rest)
+        elif scheme != "mock" and not rest.split("/", 1)[0]:
+            raise argparse.ArgumentTypeError(f"{_shown(text)}: no bucket or host after {scheme}://")
         return text
-    return str(Path(text).expanduser().resolve())
+    return str(Path(output_dir(text)).resolve())
+
+
+def _sample_bytes(task) -> int:
+    """Bytes one prepared sample of ``task`` takes on disk (float32 image, aux, features; int8 label)."""
+    return 4 * (math.prod(task.image_shape) + len(task.aux_names) + len(task.feature_names)) + 1
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.3g} GB"
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    return next(p for p in (path, *path.parents) if os.path.isdir(p))
+
+
+def _creatable(path: Path, option: str) -> None:
+    problem = _uncreatable(path)
+    if problem:
+        raise BenchError(f"cannot create the directory {path}: {problem}; pass a writable {option}")
 
 
 def _task_names(args_task: str) -> list[str]:
@@ -81,41 +235,41 @@ class TasksCommand(Command):
     def run(self, args):
         from benchmark.tasks import list_tasks
 
-        rows = [("task", "image (C,H,W)", "label 0 / label 1", "metric", "reference")]
+        rows = [("task", "image (C,H,W)", "label 0 / label 1", "reference")]
         for t in list_tasks():
             ref = ", ".join(f"{r.model} {r.metric} {r.value:g}" for r in t.references) or "-"
-            rows.append((t.name, "x".join(map(str, t.image_shape)), " / ".join(t.class_names),
-                         f"{t.primary_metric} ({t.direction})", ref))
+            rows.append((t.name, "x".join(map(str, t.image_shape)), " / ".join(t.class_names), ref))
         print(aligned(rows))
+        print("\nEvery task is tuned on the validation ROC AUC (maximised) and reported with the test AUC.")
         return 0
 
 
 class ModelsCommand(Command):
-    name, help = "models", "list the models and the tasks each supports"
+    name, help = "models", "list the models, their kind and config keys, and the model families"
 
     def add_arguments(self, parser):
         pass
 
     def run(self, args):
-        from benchmark.models import list_models
-        from benchmark.tasks import list_tasks
+        from benchmark.models import list_families, list_models
 
-        tasks = ", ".join(t.name for t in list_tasks())
-        rows = [("model", "kind", "tasks", "config keys")]
-        rows += [(m.name, m.kind, tasks, ", ".join(m.default_config)) for m in list_models()]
+        rows = [("model", "kind", "fidelity", "config keys")]
+        rows += [(m.name, m.kind, m.fidelity or "-", ", ".join(m.default_config)) for m in list_models()]
         print(aligned(rows))
-        print("\nAlso: timm:<name> builds any timm image classifier at the task's resolution.")
+        print("\nEvery model runs on every task.")
+        for family in list_families():
+            print(f"Family: {family.name}:<name> ({(family.__doc__ or '').strip().splitlines()[0]})")
         return 0
 
 
 class DataInfoCommand(Command):
-    name, help = "info", "statistics of a task's data beside the reference numbers of DATA.md"
+    name, help = "info", "statistics of a task's data beside the reference numbers (docs/datasets.md)"
 
     def add_arguments(self, parser):
         parser.add_argument("task")
         parser.add_argument("--source", choices=["synthetic", "real"], default="synthetic")
         parser.add_argument("--n", type=positive_int, default=5000, help="samples to describe (default 5000)")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=seed, default=0)
 
     def run(self, args):
         from benchmark import data
@@ -124,6 +278,10 @@ class DataInfoCommand(Command):
 
         task = get_task(args.task)
         root = data.data_dir(args.data_dir)
+        need, have = 2 * args.n * _sample_bytes(task), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > have:  # the samples are held in memory (and concatenated once)
+            raise BenchError(f"--n {args.n}: describing {task.name} needs about {_gb(need)} of memory, this "
+                             f"machine has {_gb(have)}: pass a smaller --n")
         t0 = time.perf_counter()
         if args.source == "synthetic":
             y = data.synthetic_labels(args.n, args.seed)
@@ -176,16 +334,24 @@ class DataPrepareCommand(Command):
         if len(self.sources) > 1:
             parser.add_argument("--source", choices=self.sources, default=self.sources[0])
         parser.add_argument("--n", type=positive_int, default=None, help="synthetic samples (default: the task's)")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=seed, default=0)
 
     def run(self, args):
         from benchmark import data
         from benchmark.tasks import get_task
 
         source = data.Source(getattr(args, "source", self.sources[0]))
+        root = data.data_dir(args.data_dir)
+        if source is data.Source.SYNTHETIC:
+            need = sum(_sample_bytes(get_task(t)) * (args.n or get_task(t).default_n_samples)
+                       for t in _task_names(args.task))
+            free = shutil.disk_usage(_existing_ancestor(root)).free
+            if need > free:
+                raise BenchError(f"--n {args.n}: the splits need about {_gb(need)} in {root}, which has "
+                                 f"{_gb(free)} free: pass a smaller --n or another --data-dir")
         for name in _task_names(args.task):
             t0 = time.perf_counter()
-            prepared = data.prepare(get_task(name), source=source, root=data.data_dir(args.data_dir),
+            prepared = data.prepare(get_task(name), source=source, root=root,
                                     seed=args.seed, n_samples=args.n, progress=True)
             sizes = prepared.manifest["split_sizes"]
             print(f"{name}: {sizes} in {time.perf_counter() - t0:.1f} s -> {prepared.path}")
@@ -203,9 +369,9 @@ class RunCommand(Command):
         parser.add_argument("--task", required=True, help="a task name or 'all'")
         parser.add_argument("--model", nargs="+", default=None, help="model names (default: all eight)")
         parser.add_argument("--trials", type=positive_int, default=20, help="trials per model (default 20)")
-        parser.add_argument("--sampler", choices=["tpe", "random", "cmaes", "gp", "qmc"], default="tpe")
-        parser.add_argument("--scheduler", choices=["asha", "none"], default="asha",
-                            help="early stopping over epochs for neural models (default asha)")
+        parser.add_argument("--sampler", choices=strategies.SAMPLERS, default="tpe")
+        parser.add_argument("--scheduler", choices=strategies.SCHEDULERS, default="asha",
+                            help="early stopping over the fidelity (epochs) of the models that have one (default asha)")
         parser.add_argument("--max-epochs", type=positive_int, default=10)
         parser.add_argument("--cpus-per-trial", type=positive_float, default=1.0)
         parser.add_argument("--gpus-per-trial", type=non_negative_float, default=0.0)
@@ -213,11 +379,12 @@ class RunCommand(Command):
                             help="trials at once (default: as many as the CPUs allow)")
         parser.add_argument("--source", choices=["auto", "synthetic", "real"], default="auto")
         parser.add_argument("--n-samples", type=positive_int, default=None, help="synthetic samples (default: the task's)")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--name", default=None, help="run name (default: a timestamp)")
+        parser.add_argument("--seed", type=seed, default=0)
+        parser.add_argument("--name", type=run_name, default=None,
+                            help="run name: the directory RUNS_DIR/NAME (default: a timestamp)")
         parser.add_argument("--resume", action="store_true", help="continue the run --name after an interruption")
         parser.add_argument("--repeats", type=positive_int, default=1, help="retrain the best config with K seeds")
-        parser.add_argument("--space", action="append", default=[], metavar="[MODEL=]FILE",
+        parser.add_argument("--space", action="append", type=space_arg, default=[], metavar="[MODEL=]FILE",
                             help="a search-space YAML file replacing the model's own")
         parser.add_argument("--address", default=None,
                             help="an existing Ray cluster: auto or HOST:PORT of its head (default: a local Ray, "
@@ -225,15 +392,15 @@ class RunCommand(Command):
         parser.add_argument("--storage", type=storage_location, default=None, metavar="PATH_OR_URI",
                             help="where Ray Tune keeps its experiment state: a shared path or a URI such as "
                                  "s3://bucket/dir (default: the run directory on this machine)")
-        parser.add_argument("--runs-dir", default="runs")
-        parser.add_argument("--leaderboard-dir", default="leaderboard",
-                            help="regenerated from --runs-dir at the end (default leaderboard)")
+        parser.add_argument("--runs-dir", type=output_dir, default="runs")
+        parser.add_argument("--leaderboard-dir", type=output_dir, default="leaderboard",
+                            help="the board the run's results are merged into at the end (default leaderboard)")
         parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's logs")
 
     def run(self, args):
-        from benchmark import data
+        from benchmark import data, leaderboard
         from benchmark.models import get_model_class, list_models
-        from benchmark.runner import RunSpec, run
+        from benchmark.runner import RunSpec, SearchFailed, run
 
         if args.resume and not args.name:
             raise BenchError("--resume needs the --name of the run to continue")
@@ -241,10 +408,12 @@ class RunCommand(Command):
         for m in models:
             get_model_class(m)
         spaces = {}
-        for item in args.space:
-            model, _, path = item.rpartition("=")
+        for model, path in args.space:
             if not model and len(models) != 1:
-                raise BenchError(f"--space {item}: say which model it is for, as MODEL=FILE")
+                raise BenchError(f"--space {path}: say which model it is for, as MODEL=FILE")
+            if (model or models[0]) in spaces:
+                raise BenchError(f"--space: two files for {model or models[0]} ({spaces[model or models[0]]} "
+                                 f"and {path}): pass one")
             spaces[model or models[0]] = path
         spec = RunSpec(tasks=tuple(_task_names(args.task)), models=models, trials=args.trials, sampler=args.sampler,
                        scheduler=args.scheduler, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
@@ -252,16 +421,22 @@ class RunCommand(Command):
                        n_samples=args.n_samples, seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
                        resume=args.resume, repeats=args.repeats, address=args.address, storage=args.storage,
                        data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
-                       leaderboard_dir=Path(args.leaderboard_dir),
                        verbose=args.verbose, argv=("bench", *args.argv))
         try:
-            run_dir = run(spec)
+            outcome = run(spec)
         except KeyboardInterrupt as e:
             again = [a for a in args.argv if a != "--resume"] + ([] if args.name else ["--name", spec.name])
             print(f"\nbench: {e or 'interrupted'}; finished trials are kept. Continue with:\n"
                   f"  bench {' '.join(again)} --resume", file=sys.stderr)
             return 130
-        print(f"results: {run_dir}")
+        try:  # merged with the board, under a file lock
+            leaderboard.update(spec.runs_dir, Path(args.leaderboard_dir))
+        except OSError as e:  # the results are saved; only the board could not be written
+            print(f"bench: warning: leaderboard not updated ({e}); run `bench leaderboard --rebuild` later",
+                  file=sys.stderr)
+        if outcome.failures:
+            raise SearchFailed("; ".join(outcome.failures))
+        print(f"results: {outcome.run_dir}")
         return 0
 
 
@@ -273,17 +448,20 @@ class LeaderboardCommand(Command):
         parser.add_argument("--format", choices=["table", "csv", "markdown"], default="table")
         parser.add_argument("--rebuild", action="store_true",
                             help="regenerate --out from scratch from every run in --runs-dir first")
-        parser.add_argument("--runs-dir", default="runs")
-        parser.add_argument("--out", default="leaderboard", help="the leaderboard directory (default leaderboard)")
+        parser.add_argument("--runs-dir", type=path_arg, default="runs")
+        parser.add_argument("--out", type=path_arg, default="leaderboard",
+                            help="the leaderboard directory (default leaderboard)")
 
     def run(self, args):
         from benchmark import leaderboard
         from benchmark.tasks import get_task
 
-        task = get_task(args.task).name if args.task else None  # an unknown task fails before any work
+        task = get_task(args.task).name if args.task is not None else None  # an unknown task fails before any work
         out, runs_dir = Path(args.out), Path(args.runs_dir)
         if args.rebuild and not runs_dir.is_dir():  # rebuilding from nothing would empty the board
             raise BenchError(f"--rebuild: no runs directory {runs_dir} (pass --runs-dir)")
+        if args.rebuild:
+            _creatable(out, "--out")
         rows = leaderboard.rebuild(runs_dir, out) if args.rebuild else leaderboard.load(out)
         rows = [r for r in rows if task is None or r.task == task]
         if args.format == "csv":
@@ -299,10 +477,11 @@ class ReportCommand(Command):
     name, help = "report", "write a run's HPO report (history, importances, curves, robustness) as PNGs + Markdown"
 
     def add_arguments(self, parser):
-        parser.add_argument("run_dir", help="a run directory written by `bench run`, e.g. runs/<name>")
-        parser.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
+        parser.add_argument("run_dir", type=path_arg, help="a run directory written by `bench run`, e.g. runs/<name>")
+        parser.add_argument("--out", type=output_dir, default=None, help="where to write (default RUN_DIR/report)")
         parser.add_argument("--no-holdout", action="store_true",
-                            help="skip retraining hcal_dqm's best model without each lumisection range")
+                            help="skip retraining the best model without each range of the task's hold-out "
+                                 "variable (hcal_dqm: lumisections)")
 
     def run(self, args):
         from benchmark.report import write_report
@@ -310,6 +489,7 @@ class ReportCommand(Command):
         run_dir = Path(args.run_dir)
         if not run_dir.is_dir():
             raise BenchError(f"no run directory {run_dir}: `bench run --name NAME` writes runs/NAME")
+        _creatable(Path(args.out) if args.out else run_dir / "report", "--out")
         path = write_report(run_dir, Path(args.out) if args.out else None, holdout=not args.no_holdout)
         print(f"report: {path}")
         return 0
@@ -336,8 +516,8 @@ class PerfCommand(Command):
         import os
 
         from benchmark import perf
-        from benchmark.data import atomic_write_text, make_dir
-        from benchmark.perf_report import format_markdown, format_terminal
+        from benchmark.files import atomic_write_text, make_dir
+        from benchmark.perf.report import format_markdown, format_terminal
 
         given = {"samples": args.samples, "epochs": args.epochs, "trials": args.trials,
                  "search_trials": args.search_trials, "seeds": args.seeds}
@@ -380,7 +560,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help="data directory (default: $BENCH_DATA_DIR, else ~/.cache/hepbench)")
+    common.add_argument("--data-dir", type=path_arg,
+                        help="data directory (default: $BENCH_DATA_DIR, else ~/.cache/hepbench)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     parser = _Parser(prog="bench", description="HPO benchmarks on particle-physics detector images")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import DataError
+from benchmark.files import atomic_write_text, make_dir
 from benchmark.tasks import RawBatch, TaskSpec
 from benchmark.tasks.base import FileSet
 
@@ -251,27 +252,3 @@ def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, leave=False)
-
-
-def make_dir(path: Path, fix: str = "pass a writable --data-dir (or set BENCH_DATA_DIR)") -> Path:
-    """``mkdir -p path``; a path that cannot be created (read-only, a file in the way) is a DataError."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create the directory {path}: {e.strerror or e}; {fix}") from None
-    return path
-
-
-def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez_compressed`` through a temporary file renamed over ``path`` (see atomic_write_text)."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: readers see the
-    old or the new content, never half of it, whatever kills the writer."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

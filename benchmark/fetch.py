@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmark.data import atomic_write_text, make_dir, raw_dir, sha256
+from benchmark.data import raw_dir, sha256
+from benchmark.files import atomic_write_text, make_dir
 from benchmark.errors import DataError
 from benchmark.tasks import FileSet, TaskSpec
 

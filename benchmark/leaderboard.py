@@ -1,7 +1,7 @@
 """The leaderboard: the best search of every (task, model, data) in the run directories, as CSV + Markdown.
 
 ``update(runs_dir, out_dir)`` merges the runs under ``runs_dir`` (``runs/<name>/<task>/<model>/
-result.json``, see :mod:`benchmark.runner`) into the board already in ``out_dir``::
+result.json``, read through :mod:`benchmark.records`) into the board already in ``out_dir``::
 
     leaderboard.csv     one row per (task, model, data source, data hash), schema SCHEMA_VERSION
     leaderboard.md      one table per task, literature rows, ROC picture, the commands that ran
@@ -33,8 +33,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmark.data import atomic_savez, atomic_write_text
+from benchmark import records
 from benchmark.errors import BenchError
+from benchmark.files import atomic_savez, atomic_write_text
 from benchmark.tables import aligned, markdown
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_hash", "format_csv", "format_markdown",
@@ -104,11 +105,13 @@ def collect(runs_dir: Path) -> list[Row]:
 
 
 def _scan(runs_dir: Path) -> list[Row]:
-    records, rows = {}, []
-    for path in sorted(runs_dir.glob("*/*/*/result.json")):
+    runs, rows = {}, []
+    for path in sorted(runs_dir.glob(f"*/*/*/{records.RESULT}")):
         try:
-            rows.append(_row(path, records))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            rows.append(_row(path.parent, runs))
+        except BenchError as e:
+            _warn(f"skipping {path}: {e}")
+        except (KeyError, TypeError, ValueError) as e:  # a result whose data section is damaged
             _warn(f"skipping {path}: {type(e).__name__}: {e}")
     return rows
 
@@ -132,30 +135,28 @@ def _board_order(rows) -> list[Row]:
                                        r.model, r.source, r.data_hash))
 
 
-def _row(path: Path, records: dict[Path, dict]) -> Row:
-    r = json.loads(path.read_text())
-    test, trials, run_dir = r["test"], r["trials"], path.parents[2]
-    if run_dir not in records:
-        records[run_dir] = _run_record(run_dir)
-    inv = _invocation(records[run_dir], r["task"], r["model"])
-    spec = inv.get("spec", {})
-    trial_hours = float(r["trial_time_s"]) / 3600.0
-    argv = inv.get("argv") or []
+def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
+    r = records.read_result(study_dir)
+    run_dir = study_dir.parents[1]
+    if run_dir not in runs:
+        runs[run_dir] = _run_record(run_dir)
+    inv = runs[run_dir].invocation_for(r.task, r.model)
+    spec = inv.spec if inv else {}
+    trial_hours = r.trial_time_s / 3600.0
+    first = r.test.first
     return Row(
-        task=str(r["task"]), model=str(r["model"]), source=str(r["source"]), data_hash=data_hash(r["data"]),
-        test_auc=float(test["auc"]), auc_low=float(test["auc_low"]), auc_high=float(test["auc_high"]),
-        accuracy=float(test["accuracy"]), rej_at_eff50=float(test["rej_at_eff50"]),
-        rej_at_eff30=float(test["rej_at_eff30"]), auc_mean=float(test.get("auc_mean", test["auc"])),
-        auc_std=float(test.get("auc_std", 0.0)), repeats=len(test.get("repeats") or [test]),
-        val_auc=float(r["val_auc"]), trials_completed=int(trials["completed"]), trials_pruned=int(trials["pruned"]),
-        trials_failed=int(trials["failed"]), sampler=str(r["sampler"]), scheduler=str(r["scheduler"]),
-        search_wall_s=float(r["search_wall_s"]),
-        cpu_hours=trial_hours * float(spec.get("cpus_per_trial", math.nan)),
-        gpu_hours=trial_hours * float(spec.get("gpus_per_trial", math.nan)),
-        n_parameters=int(r["n_parameters"]), best_config=json.dumps(r["best_config"], sort_keys=True),
-        seed=int(r["seed"]), package_version=str((inv.get("versions") or {}).get("hepbench") or ""),
-        date=str(inv.get("time", ""))[:10], run_id=run_dir.name,
-        command=shlex.join(["bench", *argv[1:]]) if argv else "", study_dir=path.parent)
+        task=r.task, model=r.model, source=r.source, data_hash=data_hash(r.data),
+        test_auc=first.auc, auc_low=first.auc_low, auc_high=first.auc_high, accuracy=first.accuracy,
+        rej_at_eff50=first.rej_at_eff50, rej_at_eff30=first.rej_at_eff30, auc_mean=r.test.auc_mean,
+        auc_std=r.test.auc_std, repeats=len(r.test.repeats), val_auc=r.val_auc,
+        trials_completed=int(r.trials["completed"]), trials_pruned=int(r.trials["pruned"]),
+        trials_failed=int(r.trials["failed"]), sampler=r.sampler, scheduler=r.scheduler,
+        search_wall_s=r.search_wall_s, cpu_hours=trial_hours * float(spec.get("cpus_per_trial", math.nan)),
+        gpu_hours=trial_hours * float(spec.get("gpus_per_trial", math.nan)), n_parameters=r.n_parameters,
+        best_config=json.dumps(r.best_config, sort_keys=True), seed=r.seed,
+        package_version=str(inv.versions.get("hepbench") or "") if inv else "", date=inv.time[:10] if inv else "",
+        run_id=run_dir.name, command=shlex.join(["bench", *inv.argv[1:]]) if inv and inv.argv else "",
+        study_dir=study_dir)
 
 
 def data_hash(data: dict) -> str:
@@ -168,23 +169,12 @@ def data_hash(data: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _run_record(run_dir: Path) -> dict:
+def _run_record(run_dir: Path) -> records.RunRecord:
     try:
-        return json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError) as e:
-        _warn(f"{run_dir}: no readable run.json ({type(e).__name__}): command, versions and CPU hours unknown")
-        return {}
-
-
-def _invocation(record: dict, task: str, model: str) -> dict:
-    """The first invocation whose spec covers (task, model): the command that started the search
-    (later ones are resumes of it)."""
-    invocations = record.get("invocations") or []
-    for inv in invocations:
-        spec = inv.get("spec") or {}
-        if task in (spec.get("tasks") or ()) and model in (spec.get("models") or ()):
-            return inv
-    return invocations[-1] if invocations else {}
+        return records.read_run(run_dir)
+    except BenchError as e:
+        _warn(f"{e}: command, versions and CPU hours unknown")
+        return records.RunRecord(run_dir.name)
 
 
 # --- writing the board ---------------------------------------------------------------------------

@@ -16,7 +16,6 @@ Example:
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,13 +23,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmark import metrics
+from benchmark.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from benchmark.tasks import TaskSpec
 
-__all__ = ["recon_figure", "roc_figure"]
+__all__ = ["figure", "recon_figure", "roc_figure", "save"]
 
 
 def roc_figure(task: TaskSpec, curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
@@ -45,7 +45,7 @@ def roc_figure(task: TaskSpec, curves: Mapping[str, tuple[np.ndarray, np.ndarray
     bkg, sig = task.class_names
     ranked = sorted(((metrics.roc_auc(y, s), label, y, s) for label, (y, s) in curves.items()),
                     key=lambda item: (-item[0], item[1]))
-    fig = _figure(figsize=(13, 5.2))
+    fig = figure(figsize=(13, 5.2))
     hep, roc = fig.subplots(1, 2)
     eff = np.linspace(0.005, 1.0, 400)
     for i, (auc, label, y, s) in enumerate(ranked):
@@ -70,7 +70,7 @@ def roc_figure(task: TaskSpec, curves: Mapping[str, tuple[np.ndarray, np.ndarray
     hep.legend(fontsize=8, loc="upper right")
     roc.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{task.name}: test ROC of each model's best configuration (signal = label 1 = {sig})")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _rejection(fpr: np.ndarray, tpr: np.ndarray, eff: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
     _, height, width = task.image_shape
     # cells keep roughly the image's aspect, but a many-channel task must still fit a screen or two
     cell = min(float(np.clip(1.7 * height / width, 0.9, 2.6)), max(0.9, 20.0 / (n_rows * n_channels)))
-    fig = _figure(figsize=(1.7 * n_cols + 1.2, (cell * n_rows + 0.5) * n_channels))
+    fig = figure(figsize=(1.7 * n_cols + 1.2, (cell * n_rows + 0.5) * n_channels))
     cmap = colormaps["viridis"].with_extremes(bad="white")  # NaN: the gaps between samples
     blocks = np.atleast_1d(fig.subfigures(n_channels, 1))
     for c, (block, channel) in enumerate(zip(blocks, task.channel_names)):
@@ -115,7 +115,7 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
             ax.xaxis.set_ticks_position("top")
             ax.tick_params(length=0)
     fig.suptitle(f"{task.name}: test images and reconstructions (VAEs are trained on {task.class_names[0]} only)")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _strips(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +151,8 @@ def _recon_rows(recon_by_model: Mapping[str, Mapping[str, np.ndarray]], per_clas
     return rows, labels
 
 
-def _figure(figsize: tuple[float, float]) -> Figure:
+def figure(figsize: tuple[float, float]) -> Figure:
+    """A matplotlib figure on the Agg canvas (no pyplot, no global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -160,13 +161,8 @@ def _figure(figsize: tuple[float, float]) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

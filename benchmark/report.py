@@ -21,16 +21,16 @@ The test split is used for reporting only: nothing here feeds back into a search
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from benchmark import metrics
+from benchmark import metrics, records
 from benchmark.errors import BenchError
 from benchmark.tables import markdown
-from benchmark.plots import _figure, _save
+from benchmark.files import atomic_write_text
+from benchmark.plots import figure, save
 
 __all__ = ["write_report"]
 
@@ -40,7 +40,7 @@ N_BINS, N_HOLDOUT, N_BOOT = 5, 3, 200
 def write_report(run_dir: Path, out_dir: Path | None = None, *, holdout: bool = True) -> Path:
     """Write the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``); returns report.md."""
     run_dir = Path(run_dir)
-    studies = sorted(p.parent for p in run_dir.glob("*/*/trials.json"))
+    studies = sorted(p.parent for p in run_dir.glob(f"*/*/{records.TRIALS}"))
     if not studies:
         raise BenchError(f"{run_dir}: no finished search in it (no <task>/<model>/trials.json): "
                          "pass a run directory written by `bench run`, e.g. runs/<name>")
@@ -55,28 +55,26 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, holdout: bool = 
         for study in mine:
             parts.append(_study_section(study, out))
         parts.append(_robustness_section(task_name, mine, out))
-        if holdout and task_name == "hcal_dqm":
-            parts.append(_holdout_section(run_dir, mine, out))
+        task = _task(task_name)
+        if holdout and task is not None and task.holdout_aux:
+            parts.append(_holdout_section(run_dir, task, mine, out))
     path = out / "report.md"
-    from benchmark.data import atomic_write_text
-
     atomic_write_text(path, "\n".join(p for p in parts if p))
     return path
 
 
-def _json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
+def _result(study: Path) -> records.SearchResult | None:
+    return records.read_result(study) if (study / records.RESULT).is_file() else None
 
 
 def _summary_table(studies: list[Path]) -> str:
     lines = [("model", "trials completed / pruned / failed", "best val AUC", "test AUC [95% CI]")]
     for s in studies:
-        trials, result = _json(s / "trials.json"), _json(s / "result.json")
-        counts = "/".join(str(sum(t["status"] == k for t in trials)) for k in ("completed", "pruned", "failed"))
+        trials, result = records.read_trials(s), _result(s)
+        counts = "/".join(str(sum(t.status == k for t in trials)) for k in records.STATUSES)
         if result:
-            t = result["test"]
-            lines.append((s.name, counts, f"{result['val_auc']:.4f}",
-                          f"{t['auc']:.4f} [{t['auc_low']:.3f}, {t['auc_high']:.3f}]"))
+            t = result.test.first
+            lines.append((s.name, counts, f"{result.val_auc:.4f}", f"{t.auc:.4f} [{t.auc_low:.3f}, {t.auc_high:.3f}]"))
         else:
             lines.append((s.name, counts, "-", "not evaluated"))
     return markdown(lines) + "\n"
@@ -86,11 +84,12 @@ def _summary_table(studies: list[Path]) -> str:
 
 def _study_trials(study: Path):
     """The Optuna study and its trials in the order they were asked, joined with Tune's records
-    (status, curves); ``(None, [])`` without a study."""
+    (status, curves) by Tune's trial id (``records.TUNE_ID``; by equal parameters for a study of schema 1,
+    which did not record it); ``(None, [])`` without a study."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    tune_trials = _json(study / "trials.json") or []
+    tune_trials = {t.trial_id: t for t in records.read_trials(study)}
     storage = f"sqlite:///{study / 'optuna.db'}"
     summaries = optuna.get_all_study_summaries(storage) if (study / "optuna.db").is_file() else []
     if not summaries:
@@ -98,12 +97,13 @@ def _study_trials(study: Path):
     ot = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
     joined = []
     for t in ot.trials:
-        match = next((r for r in tune_trials if all(r["config"].get(k) == v for k, v in t.params.items())), None)
+        match = tune_trials.get(t.user_attrs.get(records.TUNE_ID)) or next(
+            (r for r in tune_trials.values() if all(r.config.get(k) == v for k, v in t.params.items())), None)
         joined.append({"number": t.number, "params": t.params, "distributions": t.distributions,
                        "value": t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
                        "start": t.datetime_start, "end": t.datetime_complete,
-                       "status": match["status"] if match else t.state.name.lower(),
-                       "curve": match["curve"] if match else []})
+                       "status": match.status if match else t.state.name.lower(),
+                       "curve": match.curve if match else ()})
     return ot, joined
 
 
@@ -112,13 +112,14 @@ def _study_section(study: Path, out: Path) -> str:
     ot, trials = _study_trials(study)
     if ot is None:
         return f"### {model}\n\nNo Optuna study in {study}.\n"
-    fig = _figure(figsize=(16, 9))
+    fig = figure(figsize=(16, 9))
     (hist_n, hist_t, imp), (train_ax, val_ax, par) = fig.subplots(2, 3)
-    notes = [_history(trials, hist_n, hist_t), _importances(ot, imp), _curves(trials, train_ax, val_ax),
-             _parallel(trials, par, fig)]
+    _importances(ot, imp)
+    _parallel(trials, par, fig)
+    notes = [_history(trials, hist_n, hist_t), _curves(trials, train_ax, val_ax)]
     fig.suptitle(f"{task} / {model}: {len(trials)} trials")
     name = f"hpo_{task}_{model.replace(':', '_')}.png"
-    _save(fig, out / name)
+    save(fig, out / name)
     text = f"### {model}\n\n![HPO {task} {model}]({name})\n"
     text += "".join(f"\n{n}\n" for n in notes if n)
     latent = study / "latent.npz"
@@ -149,7 +150,7 @@ def _history(trials: list[dict], by_n, by_t) -> str:
     return ""
 
 
-def _importances(ot, ax) -> str:
+def _importances(ot, ax) -> None:
     import optuna
 
     try:
@@ -157,12 +158,11 @@ def _importances(ot, ax) -> str:
     except (RuntimeError, ValueError) as e:  # too few trials, or a single point per parameter
         ax.set_axis_off()
         ax.text(0.5, 0.5, f"no importances:\n{str(e)[:80]}", ha="center", va="center", wrap=True, fontsize=9)
-        return ""
+        return
     names = list(imp)[::-1]
     ax.barh(names, [imp[n] for n in names], color="C2")
     ax.set(xlabel="fANOVA importance (share of the variance of the val AUC)", title="parameter importances")
     ax.grid(alpha=0.3, axis="x")
-    return ""
 
 
 def _curves(trials: list[dict], train_ax, val_ax) -> str:
@@ -171,13 +171,13 @@ def _curves(trials: list[dict], train_ax, val_ax) -> str:
         curve = t["curve"]
         if not curve:
             continue
-        epochs = [c["epoch"] for c in curve]
+        epochs = [c.epoch for c in curve]
         style = dict(ls="--" if t["status"] == "pruned" else "-", lw=2.2 if t is best else 0.9,
                      color="C3" if t is best else ("C1" if t["status"] == "pruned" else "C0"),
                      alpha=1.0 if t is best else 0.6, marker=".")
         for ax, key in ((train_ax, "train_loss"), (val_ax, "val_loss")):
-            if all(key in c for c in curve):
-                ax.plot(epochs, [c[key] for c in curve], **style)
+            if all(key in c.metrics for c in curve):
+                ax.plot(epochs, [c.metrics[key] for c in curve], **style)
     for ax, what in ((train_ax, "training"), (val_ax, "validation")):
         ax.set(xlabel="epoch", ylabel=f"{what} loss", title=f"{what} loss (dashed: pruned, red: best)")
         ax.grid(alpha=0.3)
@@ -186,7 +186,7 @@ def _curves(trials: list[dict], train_ax, val_ax) -> str:
     return ""
 
 
-def _parallel(trials: list[dict], ax, fig) -> str:
+def _parallel(trials: list[dict], ax, fig) -> None:
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -195,7 +195,7 @@ def _parallel(trials: list[dict], ax, fig) -> str:
     names = sorted({n for t in done for n, d in t["distributions"].items() if not d.single()})
     if not done or not names:
         ax.set_axis_off()
-        return ""
+        return
     columns = []
     for n in names:
         dist = next(t["distributions"][n] for t in done if n in t["distributions"])
@@ -215,7 +215,6 @@ def _parallel(trials: list[dict], ax, fig) -> str:
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
     ax.set(ylim=(-0.05, 1.05), ylabel="position in the search range", title="parallel coordinates")
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="validation AUC")
-    return ""
 
 
 def _latent(task_name: str, model: str, path: Path, out: Path) -> None:
@@ -229,7 +228,7 @@ def _latent(task_name: str, model: str, path: Path, out: Path) -> None:
     _, sv, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, 0], np.zeros(len(y))]
     share = sv[:2] ** 2 / max((sv ** 2).sum(), 1e-30)
-    fig = _figure(figsize=(6.5, 5.5))
+    fig = figure(figsize=(6.5, 5.5))
     ax = fig.subplots()
     names = get_task(task_name).class_names
     for k in (0, 1):
@@ -237,7 +236,7 @@ def _latent(task_name: str, model: str, path: Path, out: Path) -> None:
     ax.set(xlabel=f"PC 1 ({share[0]:.0%} of the variance)",
            ylabel=f"PC 2 ({share[1]:.0%})" if len(share) > 1 else "", title=f"{task_name} / {model}: test latent means")
     ax.legend(markerscale=3)
-    _save(fig, out)
+    save(fig, out)
 
 
 # --- robustness ----------------------------------------------------------------------------------
@@ -268,7 +267,7 @@ def _robustness_section(task_name: str, studies: list[Path], out: Path) -> str:
     aux = next(iter(rocs.values()))[2]
     edges = np.unique(np.quantile(aux, np.linspace(0, 1, N_BINS + 1)))
     bins = [f"{lo:.4g}–{hi:.4g}" for lo, hi in zip(edges[:-1], edges[1:])]
-    fig = _figure(figsize=(8, 4.8))
+    fig = figure(figsize=(8, 4.8))
     ax = fig.subplots()
     lines = [("model", "all", *bins)]
     centres = (edges[:-1] + edges[1:]) / 2
@@ -284,36 +283,36 @@ def _robustness_section(task_name: str, studies: list[Path], out: Path) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     name = f"robustness_{task_name}.png"
-    _save(fig, out / name)
+    save(fig, out / name)
     return (f"### Robustness: test AUC per {aux_name} bin\n\n" + markdown(lines) + f"\n\n![robustness]({name})\n")
 
 
-def _holdout_section(run_dir: Path, studies: list[Path], out: Path) -> str:
-    """Retrain the best model (by val AUC) of the run's hcal_dqm searches without each lumisection
-    range, and test it on that range only."""
+def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str:
+    """Retrain the best model (by val AUC) of the task's searches without each range of its
+    ``holdout_aux`` variable (hcal_dqm: lumisections), and test it on that range only."""
     from benchmark import data, runner
     from benchmark.models import create_model
 
-    results = [(s, _json(s / "result.json")) for s in studies]
+    results = [(s, _result(s)) for s in studies]
     results = [(s, r) for s, r in results if r]
     if not results:
         return ""
-    study, best = max(results, key=lambda sr: sr[1]["val_auc"])
-    from benchmark.leaderboard import _invocation, _run_record  # the invocation that started this search
-
-    spec = _invocation(_run_record(run_dir), best["task"], best["model"]).get("spec") or {}
-    prepared = runner._prepare(task_name=best["task"], source=best["source"], root=spec.get("data_root", "."),
-                               seed=best["data"]["seed"], n_samples=best["data"]["n_samples"])
+    study, best = max(results, key=lambda sr: sr[1].val_auc)
+    invocation = records.read_run(run_dir).invocation_for(best.task, best.model)  # the one that started it
+    spec = invocation.spec if invocation else {}
+    prepared = runner.prepare(task_name=best.task, source=best.source, root=spec.get("data_root", "."),
+                              seed=best.data["seed"], n_samples=best.data["n_samples"])
     train, val, test = (prepared.split(s) for s in data.Split)
     with np.load(study / "roc.npz") as f:
         seen_score = f["score"]
-    ls = {name: np.asarray(split.aux[:, 0]) for name, split in (("train", train), ("val", val), ("test", test))}
+    col, aux = task.aux_names.index(task.holdout_aux), task.holdout_aux
+    ls = {name: np.asarray(split.aux[:, col]) for name, split in (("train", train), ("val", val), ("test", test))}
     edges = np.quantile(np.concatenate(list(ls.values())), np.linspace(0, 1, N_HOLDOUT + 1))
-    lines = [("lumisections held out", "test samples", "AUC, range never seen", "AUC, range in training")]
+    lines = [(f"{aux} range held out", "test samples", "AUC, range never seen", "AUC, range in training")]
     rows = []
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         inside = {k: (v >= lo) & ((v <= hi) if i == N_HOLDOUT - 1 else (v < hi)) for k, v in ls.items()}
-        model = create_model(best["model"], prepared.task, best["best_config"], seed=best["seed"])
+        model = create_model(best.model, prepared.task, best.best_config, seed=best.seed)
         model.fit(train.subset(np.flatnonzero(~inside["train"])), val.subset(np.flatnonzero(~inside["val"])))
         rows_test = np.flatnonzero(inside["test"])
         y = np.asarray(test.y)[rows_test]
@@ -321,18 +320,29 @@ def _holdout_section(run_dir: Path, studies: list[Path], out: Path) -> str:
         seen = _auc_ci(y, seen_score[rows_test])
         rows.append((lo, hi, unseen, seen))
         lines.append((f"{lo:.0f}–{hi:.0f}", len(rows_test), _fmt(*unseen), _fmt(*seen)))
-    fig = _figure(figsize=(7.5, 4.5))
+    fig = figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
     x = np.arange(len(rows))
     for dx, k, label in ((-0.1, 2, "range held out of training and validation"), (0.1, 3, "range in training")):
         auc, low, high = (np.array(v) for v in zip(*(r[k] for r in rows)))
         ax.errorbar(x + dx, auc, yerr=[auc - low, high - auc], marker="o", capsize=3, ls="none", label=label)
-    ax.set_xticks(x, [f"LS {r[0]:.0f}–{r[1]:.0f}" for r in rows])
-    ax.set(ylabel="test AUC (95% bootstrap CI)", title=f"hcal_dqm / {best['model']}: held-out lumisection ranges")
+    ax.set_xticks(x, [f"{r[0]:.0f}–{r[1]:.0f}" for r in rows])
+    ax.set(ylabel="test AUC (95% bootstrap CI)", xlabel=f"{aux} range",
+           title=f"{task.name} / {best.model}: held-out {aux} ranges")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, out / "holdout_hcal_dqm.png")
-    return (f"### Held-out lumisections ({best['model']}, the best by validation AUC)\n\n"
-            "Retrained with the best configuration and seed on the training split minus one lumisection range "
+    name = f"holdout_{task.name}.png"
+    save(fig, out / name)
+    return (f"### Held-out {aux}s ({best.model}, the best by validation AUC)\n\n"
+            f"Retrained with the best configuration and seed on the training split minus one {aux} range "
             "(early stopping on the validation split minus the same range), then tested on that range only.\n\n"
-            + markdown(lines) + "\n\n![hold-out](holdout_hcal_dqm.png)\n")
+            + markdown(lines) + f"\n\n![hold-out]({name})\n")
+
+
+def _task(name: str):
+    from benchmark.tasks import get_task
+
+    try:
+        return get_task(name)
+    except BenchError:  # a run of a task this version does not know: no task-specific sections
+        return None

@@ -1,15 +1,18 @@
 """The Ray Tune runner: one Optuna search per (task, model), then one evaluation of the best on test.
 
-This is the only module that imports Ray. Layout of a run directory::
+This is the only module that imports Ray. ``check(spec)`` validates a run without Ray, ``run(spec)``
+runs every search of it and ``search(spec)`` the one search of a one-(task, model) spec, each
+returning typed records (:mod:`benchmark.records`); publishing them is a separate step
+(``benchmark.leaderboard.update``, which ``bench run`` calls at the end). Layout of a run directory::
 
     runs/<name>/run.json                       command, versions, hardware, spec (every invocation)
     runs/<name>/<task>/<model>/optuna.db       the Optuna study (optuna-dashboard), written when the search stops
                               /tune/           Ray Tune's experiment state (what --resume restores)
+                              /trials.jsonl    append-only while the search runs: every epoch, retry and stop
                               /trials.json     every trial: config, per-epoch curve, status, time, node
                               /result.json     best config, validation metric, test metrics (+ repeats)
                               /roc.npz         test labels, scores and aux variables of the best config (first seed)
-                              /recon.npz       VAEs: a few test images and their reconstructions
-                              /latent.npz      VAEs: the test set's posterior means and labels
+                              /<artifact>.npz  the model's extra test arrays (VAEs: recon, latent)
 
 With ``--storage`` Tune's experiment state goes there instead of ``tune/`` (a shared path or a cloud URI
 for a cluster); every other file is written on the driver. Trial results reach the driver through Ray, so
@@ -25,10 +28,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import math
 import os
-import platform
 import re
 import signal
 import socket
@@ -42,10 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import data
-from benchmark.errors import BenchError
-
-METRIC = "best_val_auc"  # running maximum of val_auc: the models keep their best-epoch weights
+from benchmark import data, environment, records
+from benchmark.errors import BenchError, DivergedError, one_line
+from benchmark.files import atomic_savez, atomic_write, make_dir
+from benchmark.strategies import METRIC, MODE, make_sampler, scheduler_class
 # Retries of a failed trial (Tune's FailureConfig.max_failures), for lost nodes and actors. A config that
 # fails by itself (diverged loss, out of memory) ends its trial as failed at once (see _trial); any other
 # exception in a trial looks like a lost node to Tune and runs 1 + TRIAL_RETRIES times.
@@ -76,21 +77,9 @@ class RunSpec:
     storage: str | None = None  # Tune's storage_path (a shared path or URI); None: the study dir on the driver
     data_root: Path = Path(".")
     runs_dir: Path = Path("runs")
-    leaderboard_dir: Path = Path("leaderboard")
     spaces: Mapping[str, str] = dataclasses.field(default_factory=dict)
     verbose: bool = False
     argv: tuple[str, ...] = ()
-
-
-def make_sampler(name: str, seed: int):
-    import optuna
-
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-                "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-                "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-                "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-                "qmc": lambda: optuna.samplers.QMCSampler(seed=seed)}
-    return samplers[name]()
 
 
 def resolve_source(task, spec: RunSpec) -> data.Source:
@@ -104,60 +93,238 @@ def resolve_source(task, spec: RunSpec) -> data.Source:
     return data.Source.SYNTHETIC
 
 
-def run(spec: RunSpec) -> Path:
-    """Run every (task, model) search of ``spec``; returns the run directory."""
-    from benchmark.models import get_model_class
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """A spec checked against the registries, its search spaces loaded: what ``run`` starts Ray with."""
+
+    spec: RunSpec
+    run_dir: Path
+    tasks: tuple  # TaskSpec
+    spaces: Mapping[str, Any]  # model -> SearchSpace
+
+
+def check(spec: RunSpec) -> Checked:
+    """Every check that needs no Ray: names, search spaces, directories. Bad input fails here, in a
+    second, with a :class:`BenchError`; nothing is written but the directories ``spec`` names."""
+    import ipaddress
+    import json
+    import shutil
+
+    from benchmark.errors import ConfigError, DataError
+    from benchmark.models import create_model, get_model_class
     from benchmark.search_space import load_space
     from benchmark.tasks import get_task
 
-    run_dir = (spec.runs_dir / spec.name).resolve()
-    if spec.resume and not (run_dir / "run.json").is_file():
-        raise BenchError(f"--resume: no run named {spec.name!r} in {spec.runs_dir}")
-    if not spec.resume and run_dir.exists():
-        raise BenchError(f"run directory {run_dir} exists: pass --resume to continue it, or another --name")
-    # validate everything before starting Ray, so bad input fails in a second, not after start-up
-    tasks = [get_task(t) for t in spec.tasks]
-    spaces = {m: load_space(m, spec.spaces.get(m), known_keys=get_model_class(m).default_config) for m in spec.models}
-    data.make_dir(spec.data_root / "prepared")  # unwritable directories fail here, before Ray starts
-    data.make_dir(spec.runs_dir, fix="pass a writable --runs-dir")
+    max_seed, max_repeats, finest = 2**32 - 1, 1000, 1e-4  # numpy's RandomState; Ray's resource granularity
+
+    # the run directory: one name inside --runs-dir
+    name = spec.name
+    if not name.strip() or name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BenchError(f"run name {name!r}: one directory name inside --runs-dir, not a path or control "
+                         "characters (pass --runs-dir for another place)")
+    try:
+        run_dir = (spec.runs_dir / name).resolve()
+        if run_dir.parent != Path(spec.runs_dir).resolve():
+            raise BenchError(f"run name {name!r}: {spec.runs_dir / name} leads out of --runs-dir {spec.runs_dir} "
+                             "(a symbolic link): pass another --name")
+        if spec.resume and not (run_dir / records.RUN).is_file():
+            raise BenchError(f"--resume: no run named {name!r} in {spec.runs_dir}")
+        if not spec.resume and run_dir.exists():
+            raise BenchError(f"run directory {run_dir} exists: pass --resume to continue it, or another --name")
+    except (OSError, ValueError) as e:
+        raise BenchError(f"run directory {spec.runs_dir / name}: {getattr(e, 'strerror', None) or e}; "
+                         "pass a shorter --runs-dir or --name") from None
+
+    tasks = tuple(get_task(t) for t in dict.fromkeys(spec.tasks))
+    if not spec.models:
+        raise BenchError("no model to run: pass --model NAME ...")
+    twice = [m for m in dict.fromkeys(spec.models) if spec.models.count(m) > 1]
+    if twice:
+        raise BenchError(f"--model {twice[0]} is given twice: name each model once")
+    extra = [m for m in spec.spaces if m not in spec.models]
+    if extra:
+        raise BenchError(f"--space {extra[0]}={spec.spaces[extra[0]]}: {extra[0]!r} is not a model of this run "
+                         f"({' '.join(spec.models)}); write MODEL as it is given to --model")
+
+    # search spaces, and the models they configure: built once per task (a timm member that timm does not
+    # know, or a fixed value the model refuses, would fail every trial)
+    spaces = {}
+    for m in spec.models:
+        cls = get_model_class(m)
+        try:
+            spaces[m] = load_space(m, spec.spaces.get(m), known_keys=cls.default_config)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{spec.spaces.get(m)}: unreadable search-space file "
+                              f"({getattr(e, 'strerror', None) or e})") from None
+        fixed = {p.name: p.value for p in spaces[m].params if p.type == "fixed" and not p.when}
+        if cls.fidelity is not None and cls.fidelity in spaces[m].names():
+            fixed[cls.fidelity] = spec.max_epochs  # as _search fixes it
+        for task in tasks:
+            try:
+                create_model(m, task, fixed)
+            except (BenchError, TypeError, ValueError) as e:
+                where = f" (the fixed values of {spaces[m].path})" if fixed else ""
+                raise ConfigError(f"--model {m} on {task.name}{where}: {e}") from None
+
+    # numbers: what numpy, Optuna, scikit-learn and Ray take
+    for option, value in (("--trials", spec.trials), ("--max-epochs", spec.max_epochs), ("--repeats", spec.repeats),
+                          ("--concurrency", 1 if spec.concurrency is None else spec.concurrency)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BenchError(f"{option} {value!r}: must be a positive integer")
+    if spec.repeats > max_repeats:
+        raise BenchError(f"--repeats {spec.repeats}: at most {max_repeats} (each one retrains the best config)")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= max_seed - (spec.repeats - 1):
+        raise BenchError(f"--seed {spec.seed!r}: must be an integer from 0 to 2**32 - 1 = {max_seed}"
+                         + (f" less --repeats - 1 (the repeats use seeds SEED..SEED+{spec.repeats - 1})"
+                            if spec.repeats > 1 else ""))
+    for option, value in (("--cpus-per-trial", spec.cpus_per_trial), ("--gpus-per-trial", spec.gpus_per_trial)):
+        if not math.isfinite(value) or value < 0 or 0 < value < finest:
+            raise BenchError(f"{option} {value:g}: Ray schedules resources in steps of {finest:g}: pass 0 "
+                             f"(GPUs only) or a finite number of at least {finest:g}")
+    if spec.cpus_per_trial == 0:
+        raise BenchError("--cpus-per-trial 0: every trial needs a share of a CPU (at least 0.0001)")
+    address, label = (spec.address, "--address") if spec.address else (os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS")
+    if not address:  # a local Ray, with this machine's CPUs and GPUs (see _init_ray)
+        cpus = os.cpu_count() or 1
+        if spec.cpus_per_trial > cpus:
+            raise BenchError(f"--cpus-per-trial {spec.cpus_per_trial:g}: this machine has {cpus} CPUs (a local "
+                             f"Ray): ask for at most {cpus}, or pass the --address of a cluster that has more")
+        if spec.gpus_per_trial > 0 and spec.gpus_per_trial > (gpus := len(environment.gpu_names())):
+            raise BenchError(f"--gpus-per-trial {spec.gpus_per_trial:g}: this machine has {gpus} GPUs (a local "
+                             f"Ray): ask for at most {gpus}, or pass the --address of a cluster that has them")
+    # the cluster address, as _connect reads it (a host name it cannot encode would fail there with a traceback)
+    elif address.startswith("ray://"):
+        raise BenchError(f"{label} {address}: Ray Client (ray://) runs Tune's driver on the head node, where this "
+                         f"machine's run directory is not; run `bench run --address HOST:6379` on a machine of the "
+                         f"cluster, or `ray job submit -- bench run ...` (README: Scaling out)")
+    elif address != "auto":
+        parsed = re.fullmatch(r"(\[[^]]+\]|[^:/\[\]]+):([0-9]{1,5})", address)
+        if parsed is None or not 1 <= int(parsed[2]) <= 65535:
+            raise BenchError(f"{label} {address!r}: expected auto or HOST:PORT with a port from 1 to 65535 "
+                             "(the head's GCS port, 6379 by default)")
+        host = parsed[1]
+        try:
+            ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+        except ValueError:
+            label_re = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+            if host.startswith("[") or len(host) > 253 or not all(
+                    re.fullmatch(label_re, part) for part in host.removesuffix(".").split(".")):
+                raise BenchError(f"{label} {address!r}: {host!r} is neither an IP address nor a host name "
+                                 "(letters, digits and '-' between dots; IDN as punycode)") from None
+
+    # where Tune keeps its state
+    if spec.storage is not None:
+        if "://" in spec.storage:
+            scheme, rest = spec.storage.split("://", 1)
+            schemes = ("file", "local", "mock", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")  # pyarrow's
+            if scheme not in schemes:
+                raise BenchError(f"--storage {spec.storage}: unknown scheme {scheme!r}; Ray Tune knows "
+                                 f"{', '.join(s + '://' for s in schemes)} and local paths")
+            if (scheme in ("file", "local") and not rest.startswith("/")) or (scheme != "mock" and not rest.strip("/")) \
+                    or any(c.isspace() or ord(c) < 32 or ord(c) > 126 for c in rest):
+                raise BenchError(f"--storage {spec.storage!r}: not a usable {scheme}:// URI (a bucket or host and a "
+                                 "path; an absolute path for file://; spaces and non-ASCII percent-encoded)")
+        elif not os.path.isabs(spec.storage):
+            raise BenchError(f"--storage {spec.storage}: a URI or an absolute path")
+        for task in tasks:
+            for m in spec.models:
+                experiment = f"{name}-{task.name}-{m.replace(':', '_')}"
+                if len(experiment.encode("utf-8", "surrogateescape")) > 255:
+                    raise BenchError(f"--storage: the experiment name {experiment[:40]}... is longer than 255 bytes: "
+                                     "pass a shorter --name")
+
+    # the data: real files where --source real asks for them, room for the synthetic splits
+    need, root = 0, Path(spec.data_root)
+    try:
+        for task in tasks:
+            real = data.locate_real(task, root) if spec.source != "synthetic" else None
+            if spec.source == "real" and real is None:
+                raise DataError(data.missing_real_message(task, root))
+            if real is not None:
+                continue
+            n = spec.n_samples or task.default_n_samples
+            if isinstance(n, bool) or not isinstance(n, int) or n < 20:
+                raise DataError(f"--n-samples {n} is too small for {task.name}: need at least 20 to split "
+                                "(train, validation and test, each with both classes)")
+            cached = False
+            for manifest in (root / "prepared" / task.name).glob("synthetic-*/manifest.json"):
+                try:
+                    m = json.loads(manifest.read_text())
+                    cached |= (m.get("n_samples"), m.get("seed"), m.get("generator_version")) == \
+                        (n, spec.seed, task.generator_version)
+                except (OSError, ValueError):
+                    pass
+            if not cached:
+                need += n * (4 * (math.prod(task.image_shape) + len(task.aux_names) + len(task.feature_names)) + 1)
+        existing = next(p for p in (root.absolute(), *root.absolute().parents) if p.is_dir())
+        free = shutil.disk_usage(existing).free
+    except OSError as e:
+        raise DataError(f"data directory {root}: {e.strerror or e}; pass a usable --data-dir") from None
+    if need > free:
+        raise DataError(f"--n-samples {spec.n_samples}: the synthetic splits need about {need / 1e9:.3g} GB in "
+                        f"{root}, which has {free / 1e9:.3g} GB free: pass a smaller --n-samples or another --data-dir")
+
+    make_dir(spec.data_root / "prepared")  # unwritable directories fail here, before Ray starts
+    make_dir(spec.runs_dir, fix="pass a writable --runs-dir")
+    if spec.storage is not None and "://" not in spec.storage:
+        make_dir(Path(spec.storage), fix="pass a writable --storage")
+    return Checked(spec, run_dir, tasks, spaces)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What ``run`` did: the run directory, every search that finished, and those that failed."""
+
+    run_dir: Path
+    results: tuple[records.SearchResult, ...]
+    failures: tuple[str, ...] = ()
+
+
+def run(spec: RunSpec) -> Outcome:
+    """Run every (task, model) search of ``spec``; a search whose every trial failed is reported in
+    ``failures`` and the others go on. Publishing is apart: ``benchmark.leaderboard.update``."""
+    checked = check(spec)
     _init_ray(spec)  # before the run directory exists: an unreachable cluster leaves nothing behind
-    data.make_dir(run_dir, fix="pass a writable --runs-dir")
-    _record_invocation(run_dir, spec)
-    failed: list[str] = []
-    for task in tasks:
+    run_dir = make_dir(checked.run_dir, fix="pass a writable --runs-dir")
+    spec_json = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(spec).items()}
+    records.append_invocation(run_dir, records.Invocation.now(spec.argv, spec_json))
+    results, failures = [], []
+    for task in checked.tasks:
         source = resolve_source(task, spec)
         prep = dict(task_name=task.name, source=source.value, root=str(spec.data_root), seed=spec.seed,
                     n_samples=spec.n_samples)
-        prepared = _prepare(**prep, progress=True)
+        prepared = prepare(**prep, progress=True)
         prep["path"] = str(prepared.path)  # trials on this node open it directly (no re-hashing)
         for model in spec.models:
             study_dir = run_dir / task.name / model.replace(":", "_")
-            if (study_dir / "result.json").is_file():
+            if (study_dir / records.RESULT).is_file():
                 print(f"{task.name} / {model}: already finished, kept", file=sys.stderr)
+                results.append(records.read_result(study_dir))
                 continue
             try:
-                _search(spec, task, model, spaces[model], prepared, prep, study_dir)
+                results.append(_search(spec, task, model, checked.spaces[model], prepared, prep, study_dir))
             except SearchFailed as e:  # the other searches go on; the run fails at the end
                 print(f"bench: warning: {e}; going on with the other searches", file=sys.stderr)
-                failed.append(str(e))
-    from benchmark import leaderboard  # merged with the board, under a file lock
+                failures.append(str(e))
+    return Outcome(run_dir, tuple(results), tuple(failures))
 
-    try:
-        leaderboard.update(spec.runs_dir, spec.leaderboard_dir)
-    except OSError as e:  # the results are saved; only the board could not be written
-        print(f"bench: warning: leaderboard not updated ({e}); run `bench leaderboard --rebuild` later",
-              file=sys.stderr)
-    if failed:
-        raise SearchFailed("; ".join(failed))
-    return run_dir
+
+def search(spec: RunSpec) -> records.SearchResult:
+    """The one search of a spec with one task and one model: its typed result (or SearchFailed)."""
+    if len(spec.tasks) != 1 or len(spec.models) != 1:
+        raise BenchError(f"search: one task and one model, got {spec.tasks} x {spec.models}")
+    outcome = run(spec)
+    if outcome.failures:
+        raise SearchFailed("; ".join(outcome.failures))
+    return outcome.results[0]
 
 
 class SearchFailed(BenchError):
     """Every trial of a search failed: a clear message and exit code 2, after the other searches."""
 
 
-def _prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int | None, progress: bool = False,
-             path: str | None = None):
+def prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int | None, progress: bool = False,
+            path: str | None = None):
     """The prepared splits: opened at ``path`` when this node has them (the per-trial fast path),
     else prepared here once, a file lock keeping concurrent trials of the node from racing."""
     from filelock import FileLock
@@ -167,37 +334,38 @@ def _prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: in
     if path and (prepared := data.load_prepared(get_task(task_name), Path(path))) is not None:
         return prepared
     root_path = Path(root)
-    lock_dir = root_path / "prepared"
-    data.make_dir(lock_dir)
+    lock_dir = make_dir(root_path / "prepared")
     with FileLock(str(lock_dir / f".{task_name}.lock")):
         return data.prepare(get_task(task_name), source=data.Source(source), root=root_path, seed=seed,
                             n_samples=n_samples, progress=progress)
 
 
-def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path) -> None:
+def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path) -> records.SearchResult:
     import functools
 
     import optuna
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from benchmark.models import get_model_class
 
-    neural = get_model_class(model).kind == "neural"
-    if neural and "epochs" in space.names():
-        space = space.with_fixed(epochs=spec.max_epochs)
+    cls = get_model_class(model)
+    if cls.fidelity is not None and cls.fidelity in space.names():
+        space = space.with_fixed(**{cls.fidelity: spec.max_epochs})
     study_dir.mkdir(parents=True, exist_ok=True)
+    log = records.TrialLog(study_dir)
+    if spec.resume and (study_dir / "curves.jsonl").is_file() and not log.path.is_file():
+        raise BenchError(f"{study_dir}: a search begun by an older hepbench (curves.jsonl); {records.REBUILD}")
     optuna.logging.set_verbosity(optuna.logging.INFO if spec.verbose else optuna.logging.WARNING)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's rung of only failed trials
     if not spec.verbose:  # Ray times every define-by-run call and warns about slow ones
         warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument")
         # a retried trial reports its epochs to the Optuna trial again: Optuna keeps the first value
         warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
-    scheduler = _PruneTracker.make(study_dir, spec, neural)
+    scheduler = _PruneTracker.make(log, spec, cls.fidelity is not None)
     trainable = tune.with_resources(
         functools.partial(_trial, model_name=model, prep=prep, seed=spec.seed),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
-    progress = _Progress(f"{task.name} / {model}", spec.trials, scheduler, study_dir / "curves.jsonl")
+    progress = _Progress(f"{task.name} / {model}", spec.trials, scheduler, log, cls.curve_keys)
     if spec.storage is None:
         storage_path, experiment = str(study_dir), "tune"
     else:  # one experiment per (run, task, model) under the shared location
@@ -208,16 +376,14 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
                                    restart_errored=False)
         tuner._local_tuner._run_config.callbacks = [progress]  # Ray restores pickled callbacks with stale state
     else:
-        searcher = OptunaSearch(space=space.suggest, metric=METRIC, mode="max", sampler=make_sampler(spec.sampler, spec.seed),
-                                study_name=f"{task.name}-{model}")  # in memory: see _save_study
+        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{model}")  # in memory: see _save_study
         concurrency = spec.concurrency or max(1, _trial_slots(spec))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.trials,
                                         max_concurrent_trials=concurrency, reuse_actors=True),
             run_config=tune.RunConfig(name=experiment, storage_path=storage_path, verbose=1 if spec.verbose else 0,
-                                      callbacks=[progress], failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+                                      callbacks=[progress], failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES)))
     t_fit = time.perf_counter()
     with _InterruptWatch() as interrupt:
         results = tuner.fit()
@@ -227,34 +393,62 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     if interrupt.happened:  # Ray returns normally after Ctrl-C, with the unfinished trials marked stopped
         study_saved.result()  # the trials so far
         raise KeyboardInterrupt(f"{task.name} / {model} interrupted")
-    trials = _trial_records(results, scheduler.pruned_ids(), *_read_curves(study_dir / "curves.jsonl"))
-    _write_json(study_dir / "trials.json", trials)
-    done = [t for t in trials if t["status"] in ("completed", "pruned") and t["best_val_auc"] is not None]
+    trials = _trial_records(results, log, spec.seed)
+    records.write_trials(study_dir, trials)
+    done = [t for t in trials if t.status in ("completed", "pruned") and t.best_val_auc is not None]
     if not done:
         study_saved.result()
-        reasons = {t["error"] for t in trials if t["error"]}
+        reasons = {t.error for t in trials if t.error}
         raise SearchFailed(f"{task.name} / {model}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
-                           f"see {study_dir / 'trials.json'}")
-    best = max(done, key=lambda t: t["best_val_auc"])
-    print(f"{task.name} / {model}: best val AUC {best['best_val_auc']:.4f} ({len(done)} trials); "
+                           f"see {study_dir / records.TRIALS}")
+    best = max(done, key=lambda t: t.best_val_auc)
+    print(f"{task.name} / {model}: best val AUC {best.best_val_auc:.4f} ({len(done)} trials); "
           f"evaluating on test ({spec.repeats} seed(s))", file=sys.stderr)
-    final = _final_evaluation(spec, model, best["config"], prep)
-    data.atomic_savez(study_dir / "roc.npz", **final.pop("roc"))
-    for name in ("recon", "latent"):
-        if name in final:
-            data.atomic_savez(study_dir / f"{name}.npz", **final.pop(name))
-    counts = {s: sum(t["status"] == s for t in trials) for s in ("completed", "pruned", "failed")}
-    result = {"task": task.name, "model": model, "source": prepared.manifest["source"],
-              "data": {k: prepared.manifest.get(k) for k in ("files", "generator_version", "n_samples", "seed",
-                                                              "split_sizes")},
-              "sampler": spec.sampler, "scheduler": spec.scheduler if neural else "none", "seed": spec.seed,
-              "trials": counts, "best_trial": best["trial_id"], "best_config": best["config"],
-              "val_auc": best["best_val_auc"],
-              "search_wall_s": t_fit, "trial_time_s": sum(t["wall_s"] or 0 for t in trials),
-              "resources_per_trial": {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **final}
+    final = _final_evaluation(spec, model, best.config, prep)
+    atomic_savez(study_dir / "roc.npz", **final.roc)
+    for name, arrays in final.artifacts.items():
+        atomic_savez(study_dir / f"{name}.npz", **arrays)
+    result = records.SearchResult(
+        task=task.name, model=model, source=prepared.manifest["source"],
+        data={k: prepared.manifest.get(k) for k in ("files", "generator_version", "n_samples", "seed", "split_sizes")},
+        sampler=spec.sampler, scheduler=spec.scheduler if cls.fidelity is not None else "none", seed=spec.seed,
+        trials={s: sum(t.status == s for t in trials) for s in records.STATUSES}, best_trial=best.trial_id,
+        best_config=best.config, val_auc=best.best_val_auc, test=final.test, n_parameters=final.n_parameters,
+        search_wall_s=t_fit, trial_time_s=sum(t.wall_s or 0 for t in trials),
+        epochs_trained=sum(t.epochs or 0 for t in trials),
+        resources_per_trial={"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
+        device=final.device, precision=final.precision, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     study_saved.result()
-    _write_json(study_dir / "result.json", result)
+    records.write_result(study_dir, result)
+    return result
+
+
+class _Tagger:
+    """The define-by-run search space: suggests a config, and writes Ray Tune's id of the trial being
+    suggested on the Optuna trial (``records.TUNE_ID``), so the two stores join by id."""
+
+    def __init__(self, space) -> None:
+        self.space, self.current = space, None
+
+    def __call__(self, ot_trial):
+        ot_trial.set_user_attr(records.TUNE_ID, self.current)
+        return self.space.suggest(ot_trial)
+
+
+def _tagged_search(space, sampler: str, seed: int, study_name: str):
+    from ray.tune.search.optuna import OptunaSearch
+
+    class TaggedSearch(OptunaSearch):
+        def __init__(self, tagger: _Tagger, **kwargs) -> None:
+            super().__init__(space=tagger, **kwargs)
+            self.tagger = tagger
+
+        def suggest(self, trial_id: str):
+            self.tagger.current = trial_id
+            return super().suggest(trial_id)
+
+    return TaggedSearch(_Tagger(space), metric=METRIC, mode=MODE, sampler=make_sampler(sampler, seed),
+                        study_name=study_name)
 
 
 def _save_study(tuner, path: Path) -> None:
@@ -263,28 +457,29 @@ def _save_study(tuner, path: Path) -> None:
     The study lives in memory while Tune runs: an sqlite study costs the driver ~0.1 s of CPU per trial
     (ORM queries and a commit for every suggest, report and tell), more than a near-instant trial. Tune
     checkpoints the in-memory study with the searcher and, on ``--resume``, restores it into the searcher
-    object given to the Tuner (``search_alg``), which is where it is read here. The copy goes to a
-    temporary file without a sync per commit (one fsync at the end), then replaces ``path``."""
+    object given to the Tuner (``search_alg``), which is where it is read here (Ray keeps it private).
+    The copy goes to a temporary file without a sync per commit (one fsync at the end), then replaces
+    ``path``."""
     import sqlite3
 
     import optuna
 
     study = tuner._local_tuner._tune_config.search_alg._ot_study
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
 
-    def connect():
-        connection = sqlite3.connect(tmp, check_same_thread=False)
-        connection.execute("PRAGMA synchronous=OFF")
-        connection.execute("PRAGMA journal_mode=MEMORY")
-        return connection
+    def copy(tmp: Path) -> None:
+        def connect():
+            connection = sqlite3.connect(tmp, check_same_thread=False)
+            connection.execute("PRAGMA synchronous=OFF")
+            connection.execute("PRAGMA journal_mode=MEMORY")
+            return connection
 
-    target = optuna.storages.RDBStorage(f"sqlite:///{tmp}", engine_kwargs={"creator": connect})
-    optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage, to_storage=target)
-    target.engine.dispose()
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        target = optuna.storages.RDBStorage(f"sqlite:///{tmp}", engine_kwargs={"creator": connect})
+        optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage, to_storage=target)
+        target.engine.dispose()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+
+    atomic_write(path, copy)
 
 
 def _in_thread(fn, *args) -> concurrent.futures.Future:
@@ -302,7 +497,7 @@ def _trial(config: dict, *, model_name: str, prep: dict, seed: int) -> None:
 
     from benchmark.models import create_model
 
-    prepared = _prepare(**prep)
+    prepared = prepare(**prep)
     train, val = prepared.split(data.Split.TRAIN), prepared.split(data.Split.VAL)
     resources = tune.get_context().get_trial_resources().required_resources
     device = "cuda" if ray.get_gpu_ids() else "cpu"
@@ -329,103 +524,75 @@ def _trial(config: dict, *, model_name: str, prep: dict, seed: int) -> None:
 def _config_failure(e: BaseException) -> str | None:
     """One line if ``e`` is a failure of the configuration itself (diverged loss, out of memory),
     which a retry would only repeat; None for anything else."""
-    from benchmark.models import DivergedError
-
     text = str(e).lower()
     out_of_memory = isinstance(e, MemoryError) or (
         isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
     if isinstance(e, DivergedError) or out_of_memory:
-        return _one_line(e)
+        return one_line(e, typed=True, last_line=True)
     return None
 
 
-def _final_evaluation(spec: RunSpec, model: str, config: dict, prep: dict) -> dict:
+@dataclasses.dataclass(frozen=True)
+class _Final:
+    """The test evaluation of the best config, as it comes back from its Ray task."""
+
+    test: records.TestMetrics
+    roc: dict            # y, score, aux of the first seed
+    artifacts: dict      # the model's artifact_names -> arrays
+    n_parameters: int
+    device: str
+    precision: str
+
+
+def _final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict) -> _Final:
     import ray
 
-    task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(_evaluate_on_test)
-    return ray.get(task_fn.remote(model, config, prep, [spec.seed + i for i in range(spec.repeats)]))
+    task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(evaluate_on_test)
+    return ray.get(task_fn.remote(model, dict(config), prep, [spec.seed + i for i in range(spec.repeats)]))
 
 
-def _evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]) -> dict:
+def evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]) -> _Final:
     """Retrain ``config`` with each seed on train (val for early stopping) and score the test split once."""
     import ray
 
     from benchmark import metrics
     from benchmark.models import create_model
 
-    prepared = _prepare(**prep)
+    prepared = prepare(**prep)
     train, val, test = (prepared.split(s) for s in data.Split)
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
-    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
-    runs, out = [], {}
-    for i, seed in enumerate(seeds):
+    device = "cuda" if ray.is_initialized() and ray.get_gpu_ids() else "cpu"
+    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))) if ray.is_initialized() else None
+    runs, first = [], None
+    for seed in seeds:
         t0 = time.perf_counter()
         model = create_model(model_name, prepared.task, config, seed=seed, device=device, threads=threads)
         model.fit(train, val)
         threshold = metrics.threshold_at_best_accuracy(np.asarray(val.y), model.score(val))
         scores = model.score(test)
         m = metrics.evaluate(np.asarray(test.y), scores, seed=seed, threshold=threshold)
-        runs.append({"seed": seed, "train_s": time.perf_counter() - t0, **m})
-        if i == 0:
-            out["roc"] = {"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)}
-            out["n_parameters"] = model.n_parameters()
-            if hasattr(model, "reconstruct"):
-                pick = np.concatenate([np.flatnonzero(test.y == c)[:4] for c in (0, 1)])
-                images = np.asarray(test.X[np.sort(pick)])
-                out["recon"] = {"original": images, "reconstructed": model.reconstruct(images),
-                                "y": np.asarray(test.y[np.sort(pick)])}
-            if hasattr(model, "encode"):  # the test set's posterior means, for the report's latent map
-                out["latent"] = {"mu": model.encode(test.X).astype(np.float32), "y": np.asarray(test.y)}
-    aucs = np.array([r["auc"] for r in runs])
-    out["test"] = {**runs[0], "auc_mean": float(aucs.mean()), "auc_std": float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0,
-                   "repeats": runs}
-    return out
+        runs.append(records.TestRun(seed=seed, train_s=time.perf_counter() - t0, **m))
+        if first is None:
+            first = dict(roc={"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)},
+                         artifacts=model.artifacts(test), n_parameters=model.n_parameters(), precision=model.precision)
+    return _Final(test=records.TestMetrics(tuple(runs)), device=device, **first)
 
 
-_CURVE_KEYS = ("epoch", "val_auc", "train_loss", "val_loss", "val_recon", "val_kl", "time_this_iter_s", "node_id")
-
-
-def _read_curves(path: Path) -> tuple[dict[str, list[dict]], dict[str, int]]:
-    """Each trial's per-epoch records, and how many times it was retried (its curve restarts then)."""
-    curves: dict[str, dict[int, dict]] = {}
-    retries: dict[str, int] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill: the epoch is reported again on resume
-                continue
-            trial_id = rec.pop("trial_id")
-            if rec.get("retry"):  # the trial starts over from epoch 1 (see _Progress.on_trial_recover)
-                curves[trial_id] = {}
-                retries[trial_id] = retries.get(trial_id, 0) + 1
-                continue
-            curves.setdefault(trial_id, {})[rec["epoch"]] = rec  # a re-run epoch replaces the old
-    return {t: [c[e] for e in sorted(c)] for t, c in curves.items()}, retries
-
-
-def _trial_records(results, pruned: set[str], curves: dict[str, list[dict]], retries: dict[str, int]) -> list[dict]:
+def _trial_records(results, log: records.TrialLog, seed: int) -> list[records.TrialRecord]:
+    curves, retries, pruned = log.read()
     trials = []
     for r in results:
         m = r.metrics or {}
         trial_id = m.get("trial_id") or Path(r.path).name
-        curve = curves.get(trial_id, [])
+        curve = curves.get(trial_id, ())
         failed = r.error is not None or "failed" in m
         status = "failed" if failed else ("pruned" if trial_id in pruned else "completed")
-        trials.append({"trial_id": trial_id, "status": status, "config": r.config,
-                       "best_val_auc": None if failed else m.get(METRIC), "epochs": len(curve) or m.get("training_iteration"),
-                       "wall_s": m.get("time_total_s"), "node_id": m.get("node_id"), "hostname": m.get("hostname"),
-                       "retries": retries.get(trial_id, 0),
-                       "error": _one_line(r.error) if r.error else m.get("failed"), "curve": curve})
-    return sorted(trials, key=lambda t: t["trial_id"])
-
-
-def _one_line(error: BaseException) -> str:
-    cause = error
-    while getattr(cause, "cause", None) is not None:  # Ray wraps the trial's own exception
-        cause = cause.cause
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1].strip() if text else ''}"[:300]
+        trials.append(records.TrialRecord(
+            trial_id=trial_id, status=status, config=r.config, seed=seed,
+            best_val_auc=None if failed else m.get(METRIC), epochs=len(curve) or m.get("training_iteration"),
+            wall_s=m.get("time_total_s"), node_id=m.get("node_id"), hostname=m.get("hostname"),
+            retries=retries.get(trial_id, 0),
+            error=one_line(r.error, typed=True, last_line=True) if r.error else m.get("failed"), curve=curve))
+    return sorted(trials, key=lambda t: t.trial_id)
 
 
 class _InterruptWatch:
@@ -453,38 +620,32 @@ class _InterruptWatch:
 
 
 class _PruneTracker:
-    """ASHA for neural models (FIFO otherwise) that remembers which trials it stopped early."""
+    """ASHA for models with a fidelity (FIFO otherwise) that logs the trials it stops early."""
 
     @staticmethod
-    def make(study_dir: Path, spec: RunSpec, neural: bool):
-        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-        base = ASHAScheduler if neural and spec.scheduler == "asha" else FIFOScheduler
-        path = study_dir / "pruned.json"
-
-        pruned: set[str] = set(json.loads(path.read_text())) if path.is_file() else set()  # a resume
+    def make(log: records.TrialLog, spec: RunSpec, has_fidelity: bool):
+        base, kwargs = scheduler_class(spec.scheduler, has_fidelity=has_fidelity, max_t=spec.max_epochs)
+        pruned: set[str] = log.read()[2]  # a resume: the trials stopped before
 
         class Tracker(base):
             def on_trial_result(self, tune_controller, trial, result):
                 decision = super().on_trial_result(tune_controller, trial, result)
                 if decision == "STOP" and result.get("epoch", 0) < spec.max_epochs:
                     pruned.add(trial.trial_id)
-                    _write_json(path, sorted(pruned))  # survives a kill of the driver
+                    log.pruned(trial.trial_id, result.get("epoch", 0))  # survives a kill of the driver
                 return decision
 
             def pruned_ids(self) -> set[str]:
                 return set(pruned)
 
-        if base is ASHAScheduler:
-            return Tracker(time_attr="training_iteration", metric=METRIC, mode="max", max_t=spec.max_epochs,
-                           grace_period=1, reduction_factor=3)
-        return Tracker()
+        return Tracker(**kwargs)
 
 
 class _Progress:
-    """A live status line instead of Ray's tables: trials done / total, running, pruned, failed, best, ETA."""
+    """A live status line instead of Ray's tables: trials done / total, running, pruned, failed, best, ETA;
+    and every reported epoch into the search's trial log."""
 
-    def __new__(cls, label: str, total: int, scheduler, curves_path: Path):
+    def __new__(cls, label: str, total: int, scheduler, log: records.TrialLog, curve_keys: tuple[str, ...]):
         from ray.tune import Callback
 
         class Progress(Callback):
@@ -517,10 +678,10 @@ class _Progress:
                 if "failed" in result:  # the trial's config failed (see _trial): no epoch to record
                     self.failed.add(trial.trial_id)
                     return
-                record = {"trial_id": trial.trial_id, **{k: result[k] for k in _CURVE_KEYS if k in result},
-                          "reported_at": time.time()}  # the driver's clock: `bench perf` times trials by it
-                with open(curves_path, "a") as f:  # one short line per epoch: append is enough
-                    f.write(json.dumps(record) + "\n")
+                log.step(trial.trial_id, records.Epoch(
+                    epoch=int(result["epoch"]), val_auc=float(result["val_auc"]), wall_s=result.get("time_this_iter_s"),
+                    reported_at=time.time(),  # the driver's clock: `bench perf` times trials by it
+                    node_id=result.get("node_id"), metrics={k: result[k] for k in curve_keys if k in result}))
                 self._show(trials)
 
             def on_trial_complete(self, iteration, trials, trial, **info):
@@ -533,8 +694,7 @@ class _Progress:
                 self._show(trials, force=True)
 
             def on_trial_recover(self, iteration, trials, trial, **info):  # Tune retries it from the start
-                with open(curves_path, "a") as f:
-                    f.write(json.dumps({"trial_id": trial.trial_id, "retry": True}) + "\n")
+                log.retry(trial.trial_id)
                 print(f"\n{label}: trial {trial.trial_id} failed ({_last_error(trial)}); retrying it from the start "
                       f"({trial.num_failures}/{TRIAL_RETRIES})", file=sys.stderr, flush=True)
 
@@ -549,7 +709,7 @@ def _last_error(trial) -> str:
     """The trial's latest exception as one line (Tune's own traceback is printed only with --verbose)."""
     try:
         error = trial.get_pickled_error() or trial.get_error()  # Tune's record of its own trial
-        return _one_line(error) if error else "see trials.json"
+        return one_line(error, typed=True, last_line=True) if error else "see trials.json"
     except Exception:  # best effort, for the message only
         return "see trials.json"
 
@@ -605,7 +765,7 @@ def _init_ray(spec: RunSpec) -> None:
             _connect(spec.address or os.environ["RAY_ADDRESS"], "--address" if spec.address else "RAY_ADDRESS",
                      logging_level=quiet, log_to_driver=spec.verbose)
         else:  # "local": a new instance, even when a cluster started by `ray start` runs on this machine
-            ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=_local_gpus(), include_dashboard=False,
+            ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=len(environment.gpu_names()), include_dashboard=False,
                      logging_level=quiet, log_to_driver=spec.verbose, configure_logging=True)
     _check_resources(spec)
 
@@ -635,48 +795,3 @@ def _connect(address: str, label: str, **init_kwargs) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:  # e.g. `auto` finds no cluster on this machine
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BenchError(f"{label} {address}: cannot connect ({message}); {how}") from None
-
-
-def _local_gpus() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # no usable CUDA runtime: a CPU machine
-        return 0
-
-
-def _record_invocation(run_dir: Path, spec: RunSpec) -> None:
-    import importlib.metadata as md
-
-    from benchmark import __version__
-
-    path = run_dir / "run.json"
-    record = json.loads(path.read_text()) if path.is_file() else {"name": spec.name, "invocations": []}
-    versions = {"hepbench": __version__}
-    for pkg in ("numpy", "torch", "timm", "ray", "optuna", "scikit-learn", "xgboost"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    spec_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(spec).items()}
-    record["invocations"].append({
-        "argv": list(spec.argv), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "spec": spec_dict,
-        "versions": versions, "python": sys.version.split()[0],
-        "hardware": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                     "gpus": _local_gpus(), "platform": platform.platform()}})
-    _write_json(path, record)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    data.atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default))
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from benchmark.tables import aligned
 from benchmark.tasks.base import RawBatch, TaskSpec
 
 
@@ -32,12 +33,10 @@ def describe(task: TaskSpec, batch: RawBatch, y: np.ndarray) -> dict[str, float]
 
 
 def format_stats(stats: Mapping[str, float], reference: Mapping[str, str]) -> str:
-    """Two columns: measured value, and the DATA.md reference where the spec gives one."""
-    width = max(len(k) for k in stats)
-    lines = [f"{'statistic':<{width}}  {'measured':>12}  reference (DATA.md)"]
-    for key, value in stats.items():
-        lines.append(f"{key:<{width}}  {value:>12.5g}  {reference.get(key, '')}")
-    for key in reference:
-        if key not in stats:
-            lines.append(f"{key:<{width}}  {'-':>12}  {reference[key]}")
-    return "\n".join(lines)
+    """Columns statistic, measured value and reference value (docs/datasets.md) where the task gives one;
+    references with no measured statistic come last. Measured values are right-aligned."""
+    rows = [(key, f"{value:.5g}", reference.get(key, "")) for key, value in stats.items()]
+    rows += [(key, "-", text) for key, text in reference.items() if key not in stats]
+    width = max([len("measured"), *(len(row[1]) for row in rows)])
+    return aligned([("statistic", "measured".rjust(width), "reference (docs/datasets.md)"),
+                    *((key, value.rjust(width), text) for key, value, text in rows)])

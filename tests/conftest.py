@@ -61,3 +61,16 @@ def feature_auc(task: TaskSpec, batch: RawBatch, y: np.ndarray) -> float:
     Z = (F - F[train].mean(0)) / (F[train].std(0) + 1e-9)
     clf = LogisticRegression(max_iter=2000).fit(Z[train], y[train])
     return float(roc_auc_score(y[~train], clf.decision_function(Z[~train])))
+
+
+def trials_json(study_dir: Path) -> list[dict]:
+    """A search's trials as their JSON records, read through ``benchmark.records`` (as the board reads them)."""
+    from benchmark import records
+
+    return [t.to_json() for t in records.read_trials(study_dir)]
+
+
+def result_json(study_dir: Path) -> dict:
+    from benchmark import records
+
+    return records.read_result(study_dir).to_json()

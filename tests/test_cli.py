@@ -6,10 +6,12 @@ import h5py
 import numpy as np
 import pytest
 
+import baselines
 import benchmark.models
 import benchmark.tasks
 from benchmark.cli import main
-from benchmark.models import list_models
+from benchmark.models import list_families, list_models
+from benchmark.models._registry import MODULES
 from benchmark.tasks import list_tasks
 
 
@@ -30,10 +32,12 @@ def run_cli(capsys, *argv):
 def test_every_module_in_the_registry_folders_is_registered():
     task_modules = {m.name for m in pkgutil.iter_modules(benchmark.tasks.__path__) if m.name not in ("base", "_registry")}
     assert task_modules == {t.name for t in list_tasks()} == {"ee_gamma", "quark_gluon", "hcal_dqm", "atlas_topo"}
-    assert {m.name for m in list_models()} == {"resnet15", "vit", "vae", "beta_vae", "logreg", "svm", "naive_bayes",
-                                              "xgboost"}
-    model_modules = {m.name for m in pkgutil.iter_modules(benchmark.models.__path__)}
-    assert model_modules - {"base", "_registry", "training"} == {"resnet", "vit", "vae"}
+    model_modules = {f"benchmark.models.{m.name}" for m in pkgutil.iter_modules(benchmark.models.__path__)}
+    model_modules |= {f"baselines.{m.name}" for m in pkgutil.iter_modules(baselines.__path__)}
+    model_modules -= {"benchmark.models.base", "benchmark.models._registry", "benchmark.models.training"}
+    assert model_modules == set(MODULES)  # a model module that the registry would never import fails here
+    assert {cls.__module__ for cls in list_models() + list_families()} == set(MODULES)
+    assert len(list_models()) == 8 and [f.name for f in list_families()] == ["timm"]
 
 
 def test_tasks_and_models_tables(capsys):
@@ -48,7 +52,7 @@ def test_tasks_and_models_tables(capsys):
 def test_data_info_sets_statistics_beside_the_reference(capsys, task):
     code, out, _ = run_cli(capsys, "data", "info", task, "--n", "300")
     assert code == 0
-    assert "reference (DATA.md)" in out and "zero_fraction" in out and "source: synthetic" in out
+    assert "reference (docs/datasets.md)" in out and "zero_fraction" in out and "source: synthetic" in out
 
 
 def test_data_generate_prepares_splits(capsys, tmp_path):

@@ -13,6 +13,8 @@ from collections import Counter
 
 import optuna
 import pytest
+
+from conftest import result_json, trials_json
 import ray
 from ray.cluster_utils import Cluster
 
@@ -75,8 +77,7 @@ def worker(cluster):
 
 def _spec(cluster, tmp_path, **kwargs) -> runner.RunSpec:
     return runner.RunSpec(tasks=(TASK,), source="synthetic", seed=0, address=cluster.address,
-                          data_root=tmp_path / "data", runs_dir=tmp_path / "runs",
-                          leaderboard_dir=tmp_path / "leaderboard", **kwargs)
+                          data_root=tmp_path / "data", runs_dir=tmp_path / "runs", **kwargs)
 
 
 @pytest.mark.slow
@@ -92,14 +93,14 @@ def test_a_trial_larger_than_every_node_is_refused(cluster, worker, tmp_path, re
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_a_sweep_places_trials_on_every_node(cluster, worker, tmp_path):
-    run_dir = runner.run(_spec(cluster, tmp_path, models=("naive_bayes",), trials=6, n_samples=1000, name="spread"))
+    run_dir = runner.run(_spec(cluster, tmp_path, models=("naive_bayes",), trials=6, n_samples=1000, name="spread")).run_dir
     study_dir = run_dir / TASK / "naive_bayes"
-    trials = json.loads((study_dir / "trials.json").read_text())
+    trials = trials_json(study_dir)
     assert len(trials) == 6 and all(t["status"] == "completed" and t["retries"] == 0 for t in trials)
     per_node = Counter(t["node_id"] for t in trials)
     print(f"\ntrials per node: head {per_node[cluster.head_node.node_id]}, worker {per_node[worker.node_id]}")
     assert set(per_node) == {cluster.head_node.node_id, worker.node_id}
-    assert json.loads((study_dir / "result.json").read_text())["trials"] == {"completed": 6, "pruned": 0, "failed": 0}
+    assert result_json(study_dir)["trials"] == {"completed": 6, "pruned": 0, "failed": 0}
 
 
 @pytest.mark.slow
@@ -113,7 +114,7 @@ def test_a_lost_worker_node_costs_only_its_running_trials(cluster, worker, tmp_p
     killed: dict = {}
 
     def kill_the_worker_mid_trial():
-        curves, deadline = study_dir / "curves.jsonl", time.time() + 600
+        curves, deadline = study_dir / "trials.jsonl", time.time() + 600
         while time.time() < deadline:
             lines = curves.read_text().splitlines() if curves.is_file() else []
             records = [json.loads(line) for line in lines if line.endswith("}")]  # not a line being written
@@ -128,12 +129,12 @@ def test_a_lost_worker_node_costs_only_its_running_trials(cluster, worker, tmp_p
 
     killer = threading.Thread(target=kill_the_worker_mid_trial, daemon=True)
     killer.start()
-    run_dir = runner.run(spec)
+    run_dir = runner.run(spec).run_dir
     killer.join(timeout=60)
     assert killed, "the worker node never started a second trial"
     assert worker not in cluster.worker_nodes
 
-    trials = {t["trial_id"]: t for t in json.loads((study_dir / "trials.json").read_text())}
+    trials = {t["trial_id"]: t for t in trials_json(study_dir)}
     retried = {i: t["retries"] for i, t in trials.items() if t["retries"]}
     per_node = Counter("head" if t["node_id"] == head else "worker" for t in trials.values())
     print(f"\nkilled the worker at epoch {killed['epoch']} of trial {killed['trial_id']}, "
@@ -150,10 +151,10 @@ def test_a_lost_worker_node_costs_only_its_running_trials(cluster, worker, tmp_p
     done_on_worker = {i for i, t in trials.items() if t["node_id"] == lost}
     assert done_on_worker and done_on_worker <= killed["finished"]  # kept, though their node is gone
     assert all({c["node_id"] for c in t["curve"]} == {t["node_id"]} for t in trials.values())
-    lines = (study_dir / "curves.jsonl").read_text().splitlines()
+    lines = (study_dir / "trials.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["trial_id"] for line in lines if '"retry"' in line) == sorted(retried)
     # the run directory agrees with itself
-    result = json.loads((study_dir / "result.json").read_text())
+    result = result_json(study_dir)
     assert result["trials"] == {"completed": 4, "pruned": 0, "failed": 0}
     assert result["best_trial"] in trials and (study_dir / "roc.npz").is_file()
     study = optuna.load_study(study_name=f"{TASK}-resnet15", storage=f"sqlite:///{study_dir / 'optuna.db'}")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard, plots
+from benchmark import leaderboard, plots, records
 from benchmark.cli import main
 from benchmark.errors import BenchError
 from benchmark.tasks import get_task
@@ -24,7 +24,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: float, test_auc: float,
                 source: str = "synthetic", data_seed: int = 0, repeats: int = 1, cpus: float = 2.0,
                 trial_time_s: float = 7200.0, argv: tuple[str, ...] | None = None) -> Path:
-    """One study directory as ``benchmark.runner`` leaves it, plus (or extending) its run.json."""
+    """One study directory as ``benchmark.runner`` leaves it (through ``benchmark.records``, as the
+    runner writes it), plus (or extending) its run.json."""
     study = runs / run_id / task / model
     study.mkdir(parents=True, exist_ok=True)
     if source == "real":
@@ -34,15 +35,16 @@ def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: floa
     else:
         data = {"files": None, "generator_version": f"{task}-1", "n_samples": 800, "seed": data_seed,
                 "split_sizes": {"train": 560, "val": 120, "test": 120}}
-    runs_ = [{"seed": i, "auc": test_auc - 0.01 * i, "train_s": 1.0} for i in range(repeats)]
-    test = {"auc": test_auc, "auc_low": test_auc - 0.013, "auc_high": test_auc + 0.013, "accuracy": 0.7,
-            "rej_at_eff50": 12.5, "rej_at_eff30": float("inf"), "auc_mean": float(np.mean([r["auc"] for r in runs_])),
-            "auc_std": float(np.std([r["auc"] for r in runs_], ddof=1)) if repeats > 1 else 0.0, "repeats": runs_}
-    result = {"task": task, "model": model, "source": source, "data": data, "sampler": "tpe", "scheduler": "asha",
-              "seed": data_seed, "trials": {"completed": 3, "pruned": 1, "failed": 0}, "best_trial": "t1",
-              "best_config": {"lr": 0.001, "width": 8}, "val_auc": val_auc, "search_wall_s": 60.0,
-              "trial_time_s": trial_time_s, "n_parameters": 1234, "test": test}
-    (study / "result.json").write_text(json.dumps(result))
+    runs_ = tuple(records.TestRun(seed=i, train_s=1.0, auc=test_auc - 0.01 * i, auc_low=test_auc - 0.013 - 0.01 * i,
+                                  auc_high=test_auc + 0.013 - 0.01 * i, accuracy=0.7, rej_at_eff50=12.5,
+                                  rej_at_eff30=float("inf")) for i in range(repeats))
+    result = records.SearchResult(
+        task=task, model=model, source=source, data=data, sampler="tpe", scheduler="asha", seed=data_seed,
+        trials={"completed": 3, "pruned": 1, "failed": 0}, best_trial="t1", best_config={"lr": 0.001, "width": 8},
+        val_auc=val_auc, test=records.TestMetrics(runs_), n_parameters=1234, search_wall_s=60.0,
+        trial_time_s=trial_time_s, epochs_trained=12, resources_per_trial={"cpu": cpus, "gpu": 0.0}, device="cpu",
+        precision="fp32", finished="2026-11-22T16:10:00+0000")
+    records.write_result(study, result)
     rng = np.random.default_rng(zlib.crc32(f"{run_id}{task}{model}".encode()))
     y = np.r_[np.zeros(60), np.ones(60)].astype(np.int8)
     np.savez(study / "roc.npz", y=y, score=(y * 1.5 + rng.normal(size=120)).astype(np.float32),
@@ -52,14 +54,10 @@ def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: floa
         original = rng.random(shape, dtype=np.float32)
         np.savez(study / "recon.npz", original=original, reconstructed=original * 0.8,
                  y=np.array([0, 0, 0, 0, 1, 1, 1, 1], np.int8))
-    record_path = runs / run_id / "run.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {"name": run_id, "invocations": []}
-    record["invocations"].append({
-        "argv": list(argv or ("/venv/bin/bench", "run", "--task", task, "--model", model, "--name", run_id)),
-        "time": "2026-11-22T16:00:00+0000", "versions": {"hepbench": "0.1.0"},
-        "hardware": {"cpus": 2, "gpus": 0}, "spec": {"tasks": [task], "models": [model], "cpus_per_trial": cpus,
-                                                     "gpus_per_trial": 0.0}})
-    record_path.write_text(json.dumps(record))
+    records.append_invocation(runs / run_id, records.Invocation(
+        argv=tuple(argv or ("/venv/bin/bench", "run", "--task", task, "--model", model, "--name", run_id)),
+        time="2026-11-22T16:00:00+0000", versions={"hepbench": "0.1.0"}, hardware={"cpus": 2, "gpus": 0},
+        spec={"tasks": [task], "models": [model], "cpus_per_trial": cpus, "gpus_per_trial": 0.0}))
     return study
 
 
@@ -310,12 +308,55 @@ def test_cli_leaderboard_errors_are_one_line(tmp_path, capsys, argv, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_bench_run_passes_the_leaderboard_dir(tmp_path, capsys, monkeypatch):
+def test_bench_run_publishes_to_the_leaderboard_dir_after_the_search(tmp_path, capsys, monkeypatch):
     import benchmark.runner
 
     seen = {}
-    monkeypatch.setattr(benchmark.runner, "run", lambda spec: seen.setdefault("spec", spec) and tmp_path)
-    code, _, _ = run_cli(capsys, "run", "--task", "hcal_dqm", "--model", "svm",
+    monkeypatch.setattr(benchmark.runner, "run", lambda spec: seen.setdefault("spec", spec) and benchmark.runner.Outcome(
+        tmp_path / "runs" / spec.name, ()))
+    monkeypatch.setattr(leaderboard, "update", lambda runs_dir, out_dir: seen.setdefault("board", (runs_dir, out_dir)))
+    code, _, _ = run_cli(capsys, "run", "--task", "hcal_dqm", "--model", "svm", "--runs-dir", str(tmp_path / "runs"),
                          "--leaderboard-dir", str(tmp_path / "lb"))
-    assert code == 0 and seen["spec"].leaderboard_dir == tmp_path / "lb"
-    assert benchmark.runner.RunSpec(tasks=(), models=()).leaderboard_dir == Path("leaderboard")
+    assert code == 0 and seen["board"] == (tmp_path / "runs", tmp_path / "lb") and seen["spec"].runs_dir == tmp_path / "runs"
+
+
+# A study directory as the first release wrote it (schema 1: no schema_version, trials.json a bare list).
+SCHEMA_1_RESULT = {
+    "task": "hcal_dqm", "model": "resnet15", "source": "synthetic",
+    "data": {"files": None, "generator_version": "hcal_dqm-1", "n_samples": 800, "seed": 0,
+             "split_sizes": {"train": 560, "val": 120, "test": 120}},
+    "sampler": "tpe", "scheduler": "asha", "seed": 0, "trials": {"completed": 2, "pruned": 1, "failed": 0},
+    "best_trial": "a_1", "best_config": {"lr": 0.001}, "val_auc": 0.9, "search_wall_s": 60.0, "trial_time_s": 3600.0,
+    "resources_per_trial": {"cpu": 1.0, "gpu": 0.0}, "finished": "2026-11-20T10:00:00+0000", "n_parameters": 99,
+    "test": {"seed": 0, "train_s": 1.0, "auc": 0.8, "auc_low": 0.75, "auc_high": 0.85, "accuracy": 0.7,
+             "rej_at_eff50": 10.0, "rej_at_eff30": 20.0, "auc_mean": 0.8, "auc_std": 0.0,
+             "repeats": [{"seed": 0, "train_s": 1.0, "auc": 0.8, "auc_low": 0.75, "auc_high": 0.85, "accuracy": 0.7,
+                          "rej_at_eff50": 10.0, "rej_at_eff30": 20.0}]}}
+SCHEMA_1_TRIAL = {"trial_id": "a_1", "status": "completed", "config": {"lr": 0.001}, "best_val_auc": 0.9, "epochs": 2,
+                  "wall_s": 3.0, "node_id": "n", "hostname": "h", "retries": 0, "error": None,
+                  "curve": [{"epoch": 1, "val_auc": 0.8, "train_loss": 0.6, "val_loss": 0.7, "time_this_iter_s": 1.5,
+                             "node_id": "n", "reported_at": 1.0}]}
+
+
+def test_schema_1_run_directories_still_read_and_other_schemas_say_how_to_rebuild(tmp_path):
+    study = tmp_path / "runs" / "old" / "hcal_dqm" / "resnet15"
+    study.mkdir(parents=True)
+    (study / "result.json").write_text(json.dumps(SCHEMA_1_RESULT))
+    (study / "trials.json").write_text(json.dumps([SCHEMA_1_TRIAL]))
+    (study.parents[1] / "run.json").write_text(json.dumps({"name": "old", "invocations": [
+        {"argv": ["bench", "run", "--task", "hcal_dqm"], "time": "2026-11-20T09:00:00+0000",
+         "spec": {"tasks": ["hcal_dqm"], "models": ["resnet15"], "cpus_per_trial": 1.0, "gpus_per_trial": 0.0},
+         "versions": {"hepbench": "0.1.0"}, "python": "3.11.7", "hardware": {"cpus": 2}}]}))
+    result = records.read_result(study)
+    assert (result.device, result.precision, result.epochs_trained) == ("cpu", "fp32", None)  # as schema 1 ran
+    assert result.test.first.auc == 0.8 and result.test.auc_std == 0.0
+    (trial,) = records.read_trials(study, seed=0)
+    assert trial.curve[0].metrics == {"train_loss": 0.6, "val_loss": 0.7} and trial.curve[0].wall_s == 1.5
+    (row,) = leaderboard.collect(tmp_path / "runs")
+    assert row.test_auc == 0.8 and row.cpu_hours == 1.0 and row.command == "bench run --task hcal_dqm"
+    # written again by this version, it reads back the same
+    records.write_result(study, result)
+    assert records.read_result(study) == result and json.loads((study / "result.json").read_text())["schema_version"] == 2
+    (study / "result.json").write_text(json.dumps({**SCHEMA_1_RESULT, "schema_version": 99}))
+    with pytest.raises(BenchError, match="schema 99.*reads schemas 1 and 2.*bench run"):
+        records.read_result(study)

@@ -22,14 +22,10 @@ from conftest import make_tiny_task
 # (it is exercised at full size by test_resnet15_at_native_125x125).
 SHAPES = {"ee_gamma": (2, 32, 32), "quark_gluon": (3, 25, 25), "hcal_dqm": (1, 64, 72), "atlas_topo": (6, 32, 16)}
 
-TINY = {
-    "resnet15": {"width": 4, "blocks": 1},
-    "vit": {"patch_size": 8, "embed_dim": 16, "depth": 1, "num_heads": 2, "mlp_ratio": 1.0},
-    "vae": {"width": 4, "latent_dim": 4},
-    "beta_vae": {"width": 4, "latent_dim": 4, "beta": 2.0},
-    "timm:resnet18": {},
-}
 TRAIN = {"epochs": 2, "batch_size": 32, "patience": 5, "warmup_epochs": 0.5}
+# every registered neural model's own tiny config (training keys from TRAIN), and one timm family member
+TINY = {**{cls.name: {k: v for k, v in cls.tiny_config.items() if k not in TRAIN}
+           for cls in list_models() if cls.fidelity is not None}, "timm:resnet18": {}}
 
 
 def task_for(shape):
@@ -112,14 +108,14 @@ def test_vae_trains_on_background_only_and_reconstructs(tmp_path, monkeypatch):
     rec = model.reconstruct(val.X[:5])
     assert rec.shape == val.X[:5].shape and np.isfinite(rec).all()
     assert abs(rec.mean() - 50) < 20  # back in the input's units, not standardised ones
-    assert model.encode(val.X[:5]).shape == (5, 4)
+    assert model.encode(val.X[:5]).shape == (5, model.config["latent_dim"])
 
 
 def test_vae_score_is_reconstruction_error(tmp_path):
     model, _, val = fit("vae", SHAPES["ee_gamma"], tmp_path, epochs=1)
     X = np.asarray(val.X)
     expected = ((model.reconstruct(X) - X) / model.net.std.numpy()) ** 2
-    sign = model.result.best_metrics["val_sign"]
+    sign = model.result.history[model.result.best_epoch - 1]["val_sign"]
     np.testing.assert_allclose(model.score(val), sign * expected.mean(axis=(1, 2, 3)), rtol=1e-3)
 
 
@@ -223,7 +219,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
                       report=lambda e, m: snapshots.append(net.net[1].weight.detach().clone()))
     assert isinstance(result, TrainResult)
     assert [m["val_auc"] for m in result.history] == [0.6, 0.8, 0.7, 0.75]  # stopped: 2 epochs without gain
-    assert result.best_epoch == 2 and result.best_metrics["val_auc"] == 0.8
+    assert result.best_epoch == 2 and result.history[result.best_epoch - 1]["val_auc"] == 0.8
     torch.testing.assert_close(net.net[1].weight, snapshots[1])
 
 

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from benchmark import perf, procmem
+from benchmark import perf
+from benchmark.perf import procmem
 from benchmark.cli import main
-from benchmark.perf_report import Comparison, Report, format_markdown, format_terminal, hardware
+from benchmark.perf.report import Comparison, Report, format_markdown, format_terminal
+from benchmark.perf.suite import hardware
 
 TITLES = {
     "throughput_resnet15": ("1a. Training throughput: resnet15", ["samples_per_s", "val_auc", "suite loop",
@@ -68,14 +70,45 @@ def test_markdown_and_table_carry_every_comparison_and_the_hardware():
     assert "quick input sizes" in md
 
 
-def test_asha_rungs_and_the_trials_that_went_on_past_them():
-    from benchmark.perf_runs import _asha_limit_share, _passed, _rungs
+def test_asha_rungs_are_the_runners_and_the_trials_that_went_on_past_them():
+    import json
+    import tempfile
+    from types import SimpleNamespace
 
-    assert _rungs(9) == [1, 3] and _rungs(27) == [1, 3, 9] and _rungs(1) == []
+    from benchmark import records, runner
+    from benchmark.perf.runs import passed
+    from benchmark.strategies import ASHA, METRIC
+
+    assert ASHA.rungs(9) == [1, 3] and ASHA.rungs(27) == [1, 3, 9] and ASHA.rungs(1) == []
+    # the scheduler the runner builds stops trials exactly at those rungs. 9 trials report one epoch at a
+    # time in turn; a trial goes on at a rung only if it is in the top third of the results there so far
+    spec = runner.RunSpec(tasks=("t",), models=("m",), max_epochs=9)
+
+    def stops(value):
+        with tempfile.TemporaryDirectory() as tmp:
+            scheduler = runner._PruneTracker.make(records.TrialLog(tmp), spec, has_fidelity=True)
+            trials = [SimpleNamespace(trial_id=f"t{i}") for i in range(9)]
+            stopped_at = {}
+            for t in trials:
+                scheduler.on_trial_add(None, t)
+            for epoch in range(1, 10):
+                for i, t in enumerate(trials):
+                    if t.trial_id not in stopped_at and scheduler.on_trial_result(
+                            None, t, {"training_iteration": epoch, "epoch": epoch, METRIC: value(i, epoch)}) == "STOP":
+                        stopped_at[t.trial_id] = epoch
+            assert scheduler.pruned_ids() == {t for t, e in stopped_at.items() if e < 9}
+            assert {r["epoch"] for r in map(json.loads, records.TrialLog(tmp).path.read_text().splitlines())} \
+                <= set(ASHA.rungs(9))
+            return [stopped_at[f"t{i}"] for i in range(9)]
+
+    # each trial worse than all before it: the first goes on, every other one stops at rung 1
+    assert stops(lambda i, epoch: 1.0 - 0.01 * i) == [9] + [1] * 8
+    # each one the best so far at rung 1 (all go on), then worse than all before it at rung 3
+    assert stops(lambda i, epoch: 0.5 + 0.01 * i if epoch < 3 else 0.9 - 0.01 * i) == [9] + [3] * 8
     # stopped after 1, 1, 3 and 9 epochs: all 4 reached rung 1 and 2 went on; 2 reached rung 3 and 1 went on
-    assert _passed([1, 1, 3, 9], [1, 3]) == "1: 2/4, 3: 1/2"
+    assert passed([1, 1, 3, 9], [1, 3]) == "1: 2/4, 3: 1/2"
     # a third of the trials go on past each rung: (1 + 2/3 + 6/9) / 9 of the epochs of a full search
-    assert _asha_limit_share(9) == pytest.approx((1 + 2 / 3 + 6 / 9) / 9)
+    assert ASHA.limit_share(9) == pytest.approx((1 + 2 / 3 + 6 / 9) / 9)
 
 
 def test_sizes_are_checked():

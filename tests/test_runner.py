@@ -12,6 +12,9 @@ import numpy as np
 import optuna
 import pytest
 
+from benchmark import records
+from conftest import result_json, trials_json
+
 pytestmark = pytest.mark.slow
 
 TINY_RESNET = """
@@ -51,21 +54,28 @@ def test_bench_run_end_to_end(tmp_path):
     run_dir = tmp_path / "runs" / "e2e"
     assert f"results: {run_dir}" in out
     assert "hcal_dqm / resnet15: 3/3 trials" in out  # the live progress line
-    record = json.loads((run_dir / "run.json").read_text())["invocations"][0]
-    assert record["spec"]["trials"] == 3 and record["versions"]["ray"] and record["hardware"]["cpus"]
+    record = records.read_run(run_dir).invocations[0]
+    assert record.spec["trials"] == 3 and record.versions["ray"] and record.hardware["cpus"]
 
     for model, neural in (("naive_bayes", False), ("resnet15", True)):
         study_dir = run_dir / "hcal_dqm" / model
-        trials = json.loads((study_dir / "trials.json").read_text())
+        trials = trials_json(study_dir)
         assert len(trials) == 3 and all(t["status"] in ("completed", "pruned") for t in trials)
         for t in trials:
             assert t["node_id"] and t["wall_s"] > 0 and 0 <= t["best_val_auc"] <= 1
-            assert len(t["curve"]) == t["epochs"] == (len(t["curve"]) if neural else 1)
+            steps = [c["epoch"] for c in t["curve"]]
+            # one record per step trained, in order: at most --max-epochs of them for a neural model, which
+            # reports its losses each epoch; one step for a classical model
+            assert steps == list(range(1, t["epochs"] + 1)) and 1 <= t["epochs"] <= (2 if neural else 1)
+            assert all(c["time_this_iter_s"] > 0 and c["reported_at"] for c in t["curve"])
             if neural:
+                assert all("train_loss" in c and "val_loss" in c for c in t["curve"])
                 assert t["config"]["epochs"] == 2 and t["config"]["width"] == 8  # --max-epochs, --space
         study = optuna.load_study(study_name=f"hcal_dqm-{model}", storage=f"sqlite:///{study_dir / 'optuna.db'}")
         assert len(study.trials) == 3
-        result = json.loads((study_dir / "result.json").read_text())
+        # one trial store: each Optuna trial names the Tune trial it was
+        assert sorted(t.user_attrs[records.TUNE_ID] for t in study.trials) == sorted(t["trial_id"] for t in trials)
+        result = result_json(study_dir)
         assert result["source"] == "synthetic" and result["data"]["n_samples"] == 300
         assert result["best_config"] == max(trials, key=lambda t: t["best_val_auc"])["config"]
         test = result["test"]
@@ -95,7 +105,7 @@ def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
     args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
             "--n-samples", "1500", "--name", "r"]
     proc = bench(args, tmp_path, start_new_session=True)
-    curves = tmp_path / "runs" / "r" / "ee_gamma" / "naive_bayes" / "curves.jsonl"
+    curves = tmp_path / "runs" / "r" / "ee_gamma" / "naive_bayes" / "trials.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and (not curves.is_file() or len(curves.read_text().splitlines()) < 2):
         time.sleep(0.5)
@@ -109,7 +119,7 @@ def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
     proc = bench(args + ["--resume"], tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
-    trials = json.loads((curves.parent / "trials.json").read_text())
+    trials = trials_json(curves.parent)
     assert len(trials) == 30 and all(t["status"] == "completed" for t in trials)
     study = optuna.load_study(study_name="ee_gamma-naive_bayes", storage=f"sqlite:///{curves.parent / 'optuna.db'}")
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 30
@@ -122,7 +132,7 @@ def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
             "--n-samples", "1500", "--name", "k"]
     proc = bench(args, tmp_path, start_new_session=True)
     study_dir = tmp_path / "runs" / "k" / "ee_gamma" / "naive_bayes"
-    curves = study_dir / "curves.jsonl"
+    curves = study_dir / "trials.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and (not curves.is_file() or len(curves.read_text().splitlines()) < 12):
         time.sleep(0.2)
@@ -134,10 +144,10 @@ def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
     proc = bench(args + ["--resume"], tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
-    trials = json.loads((study_dir / "trials.json").read_text())
+    trials = trials_json(study_dir)
     assert len(trials) == 30 and all(t["status"] == "completed" for t in trials)
     assert len({t["trial_id"] for t in trials}) == 30
-    result = json.loads((study_dir / "result.json").read_text())
+    result = result_json(study_dir)
     assert result["trials"] == {"completed": 30, "pruned": 0, "failed": 0}
     assert result["best_config"] == max(trials, key=lambda t: t["best_val_auc"])["config"]
     with open(tmp_path / "leaderboard" / "leaderboard.csv") as f:
@@ -163,7 +173,7 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
     study_dir = tmp_path / "runs" / "f" / "hcal_dqm" / "resnet15"
-    trials = json.loads((study_dir / "trials.json").read_text())
+    trials = trials_json(study_dir)
     assert len(trials) == 8
     for t in trials:
         ok = t["config"]["lr"] == 1e-3 and t["config"]["width"] == 8
@@ -174,7 +184,7 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
             assert expected in t["error"], t["error"]
     kinds = {("oom" if t["config"]["width"] > 8 else "nan") for t in trials if t["status"] == "failed"}
     assert kinds == {"oom", "nan"} and any(t["status"] != "failed" for t in trials)  # this seed draws all three
-    result = json.loads((study_dir / "result.json").read_text())
+    result = result_json(study_dir)
     assert result["trials"]["failed"] == sum(t["status"] == "failed" for t in trials)
     assert result["best_config"]["lr"] == 1e-3 and result["best_config"]["width"] == 8
 

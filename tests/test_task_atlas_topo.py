@@ -229,7 +229,7 @@ def test_generated_pixels_are_energy_fractions(synthetic):
 
 
 def test_layer_fractions_follow_the_physics(synthetic):
-    """pi0 stays in EMB1-3; pi+ leaves a large share in the Tile layers (DATA.md)."""
+    """pi0 stays in EMB1-3; pi+ leaves a large share in the Tile layers (docs/datasets.md)."""
     y, batch = synthetic
     stats = SPEC.extra_stats(batch, y)
     assert stats["pi0.frac_EMB"] > 0.98

@@ -53,7 +53,7 @@ def _read(paths, size: int):
     return reader, np.concatenate([b.X for b in batches]), np.concatenate([b.aux for b in batches])
 
 
-def test_spec_matches_data_md():
+def test_spec_matches_the_documented_files():
     assert TASK.image_shape == (2, 32, 32) and TASK.channel_names == ("energy", "time")
     assert TASK.class_names == ("photon", "electron") and TASK.aux_names == ("total_energy",)
     urls = {f.name: f.url for f in FILE_SET.files}
@@ -147,7 +147,8 @@ def generated():
 def test_generator_calibration(generated):
     batch, y = generated
     stats = describe(TASK, batch, y)
-    # DATA.md: ~80-90 % of a photon's energy in 3x3 crystals (converted photons included): +-0.03 slack.
+    # docs/datasets.md: ~80-90 % of a photon's energy in 3x3 crystals (converted photons included),
+    # with +-0.03 slack.
     assert 0.77 <= stats["energy.e3x3_fraction.photon"] <= 0.93
     # Electrons smear along phi (bremsstrahlung), so their 5x5 phi width exceeds the photons'.
     assert stats["energy.sigma_phi_5x5.electron"] > stats["energy.sigma_phi_5x5.photon"]

@@ -40,7 +40,7 @@ def _open(paths):
     return SPEC.open_real(SPEC.file_sets[0], paths)
 
 
-def test_spec_matches_data_md():
+def test_spec_matches_the_documented_files():
     assert SPEC.image_shape == (1, 64, 72) and SPEC.channel_names == ("occupancy",)
     assert SPEC.class_names == ("Run355456", "Run357479") and SPEC.aux_names == ("lumisection",)
     assert SPEC.default_n_samples == 6000
@@ -133,9 +133,9 @@ def test_detector_mask_is_fixed_and_gives_the_published_zero_fraction():
     assert (mask == mask[::-1]).sum() > 0.99 * mask.size  # both sides alike, up to masked channels
 
 
-def test_calibration_matches_data_md(synthetic):
-    """Tolerances: zero fraction +-0.002, per-run mean / std / max within 5 % (DATA.md: 157.14 / 364.31 /
-    1565 and 181.08 / 362.53 / 1092)."""
+def test_calibration_matches_the_documented_statistics(synthetic):
+    """Tolerances: zero fraction +-0.002, per-run mean / std / max within 5 % (docs/datasets.md:
+    157.14 / 364.31 / 1565 and 181.08 / 362.53 / 1092)."""
     y, batch = synthetic
     stats = describe(SPEC, batch, y)
     assert stats["occupancy.zero_fraction"] == pytest.approx(0.7977, abs=0.002)

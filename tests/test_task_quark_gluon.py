@@ -81,7 +81,7 @@ def _read(file_set, paths, size: int):
     return reader, np.concatenate([b.X for b in batches]), np.concatenate([b.aux for b in batches])
 
 
-def test_spec_matches_data_md():
+def test_spec_matches_the_documented_files():
     assert TASK.image_shape == (3, 125, 125) and TASK.channel_names == ("tracks_pt", "ecal", "hcal")
     assert TASK.class_names == ("quark", "gluon") and TASK.aux_names == ("pt", "m0")
     assert "unverified" in TASK.label_note.lower() or "assumed" in TASK.label_note.lower()
@@ -210,7 +210,7 @@ def generated():
 
 
 def test_generator_calibration(generated):
-    """describe() lands near DATA.md: zero fractions within the stated bands, ranges within ~2x."""
+    """describe() lands near docs/datasets.md: zero fractions within the stated bands, ranges within ~2x."""
     batch, y = generated
     s = describe(TASK, batch, y)
     assert 0.9955 <= s["tracks_pt.zero_fraction"] <= 0.9985   # ~99.7 %
@@ -221,7 +221,7 @@ def test_generator_calibration(generated):
     assert s["hcal.min"] == 0 and 0.06 <= s["hcal.max"] <= 0.26             # 0-0.13
     assert 70 <= s["pt.min"] < 80 and 250 < s["pt.max"] <= 340              # 70-340 GeV
     assert 10 <= s["ecal.active_pixels.p01"] and s["ecal.active_pixels.p99"] <= 1200  # "20-700"
-    # The label-convention check DATA.md suggests holds for the generator's 1 = gluon.
+    # The label-convention check docs/datasets.md suggests holds for the generator's 1 = gluon.
     assert s["tracks_pt.active_pixels.label1"] > s["tracks_pt.active_pixels.label0"]
     assert s["m0.mean.label1"] > 1.1 * s["m0.mean.label0"]
     # HCAL is coarse: every 5x5 tower is uniform.

@@ -3,19 +3,16 @@
 Example:
     >>> from benchmark.models import create_model, list_models
     >>> [cls.name for cls in list_models()]  # doctest: +SKIP
-    ['resnet15', 'vit', 'vae', 'beta_vae', 'logreg', ...]
+    ['logreg', 'svm', 'naive_bayes', 'xgboost', 'resnet15', 'vit', 'vae', 'beta_vae']
 
-Importing this package imports torch (the neural models); ``benchmark.tasks`` and ``benchmark.data``
-do not.
+Importing this package imports neither torch nor scikit-learn: the registering modules
+(``_registry.MODULES``) are imported when a model is first looked up, the classical ones first.
 """
 from __future__ import annotations
 
-from benchmark.models._registry import create_model, get_model_class, list_models, register_model
+from benchmark.errors import DivergedError
+from benchmark.models._registry import create_model, get_model_class, list_families, list_models, register_model
 from benchmark.models.base import Model, ReportFn
-from benchmark.models.training import DivergedError
 
-# Registering imports, explicit on purpose (tests check that every module here is listed).
-from benchmark.models import resnet, vit, vae  # noqa: E402,F401  isort: skip
-import baselines  # noqa: E402,F401  registers the classical models
-
-__all__ = ["DivergedError", "Model", "ReportFn", "create_model", "get_model_class", "list_models", "register_model"]
+__all__ = ["DivergedError", "Model", "ReportFn", "create_model", "get_model_class", "list_families", "list_models",
+           "register_model"]

@@ -34,8 +34,21 @@ class Model(abc.ABC):
     """
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # "neural" or "classical"
+    kind: ClassVar[str]  # "neural" or "classical": for display; behaviour follows the capabilities below
     default_config: ClassVar[Mapping[str, Any]]
+
+    # --- capabilities: what the runner, the board and the tests may rely on -----------------------
+    #: The config key that is the model's fidelity (trained and reported step by step up to its value,
+    #: so ASHA can stop it early and ``--max-epochs`` caps it), or None: one step, one report.
+    fidelity: ClassVar[str | None] = None
+    #: Per-step metrics ``fit`` reports besides ``val_auc`` (kept in every trial's curve).
+    curve_keys: ClassVar[tuple[str, ...]] = ()
+    #: Names of the extra arrays :meth:`artifacts` returns for the test split (e.g. ``recon``).
+    artifact_names: ClassVar[tuple[str, ...]] = ()
+    #: A config that trains in seconds on a hundred samples of any task (the contract tests').
+    tiny_config: ClassVar[Mapping[str, Any]] = {}
+    #: For a family of models (``timm:<member>``): the config key the member's name goes to.
+    family_key: ClassVar[str | None] = None
 
     def __init__(self, task: TaskSpec, config: Mapping[str, Any], *, seed: int = 0,
                  device: str = "cpu", threads: int | None = None) -> None:
@@ -52,6 +65,15 @@ class Model(abc.ABC):
     @abc.abstractmethod
     def score(self, data: SplitData) -> np.ndarray:
         """Return one float score per sample of ``data``, higher = more signal-like."""
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic it trains and scores in: ``native`` (the library's own) unless a model says."""
+        return "native"
+
+    def artifacts(self, test: SplitData) -> dict[str, dict[str, np.ndarray]]:
+        """Extra arrays of the fitted model on ``test``, one dict per name in ``artifact_names``."""
+        return {}
 
     def n_parameters(self) -> int:
         """Number of trained parameters (0 when not meaningful)."""

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, DivergedError
 from benchmark.metrics import roc_auc
 from benchmark.models.base import Model, ReportFn
 
@@ -54,9 +54,6 @@ TRAIN_DEFAULTS: Mapping[str, Any] = {
     "warmup_epochs": 1.0, "grad_clip": 1.0,
 }
 
-
-class DivergedError(RuntimeError):
-    """Training produced a NaN or inf loss (too high a learning rate, or NaN / inf in the inputs)."""
 
 
 # --- config checks (at the public edge: the model's constructor) ----------------------------------
@@ -234,10 +231,6 @@ class TrainResult:
     n_train: int
     seconds: float
 
-    @property
-    def best_metrics(self) -> dict[str, float]:
-        return self.history[self.best_epoch - 1]
-
 
 def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW; biases, norm weights and the inner model's ``no_weight_decay()`` names are not decayed."""
@@ -341,6 +334,8 @@ class NeuralModel(Model):
     :meth:`build_net`; they may override :meth:`objective` and :meth:`train_rows`."""
 
     kind = "neural"
+    fidelity = "epochs"
+    curve_keys = ("train_loss", "val_loss")
     rules: Mapping[str, Callable[[Any], str | None]] = {}
 
     def __init__(self, task, config, *, seed: int = 0, device: str = "cpu", threads: int | None = None) -> None:
@@ -363,6 +358,11 @@ class NeuralModel(Model):
     @property
     def torch_device(self) -> torch.device:
         return torch.device(self.device)
+
+    @property
+    def precision(self) -> str:
+        """bf16 autocast on CUDA, fp32 elsewhere (see :func:`autocast`)."""
+        return "bf16" if self.torch_device.type == "cuda" else "fp32"
 
     def fit(self, train: SplitData, val: SplitData, *, report: ReportFn | None = None) -> None:
         if self.threads:

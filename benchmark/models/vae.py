@@ -130,6 +130,9 @@ class VAEModel(NeuralModel):
     """
 
     name = "vae"
+    curve_keys = ("train_loss", "val_loss", "val_recon", "val_kl")
+    artifact_names = ("recon", "latent")
+    tiny_config = {"width": 4, "latent_dim": 2, "epochs": 2, "batch_size": 32}
     default_config = {**TRAIN_DEFAULTS, "width": 32, "latent_dim": 16}
     rules = {"latent_dim": number(int, low=1), "beta": number(float, low=0)}
 
@@ -161,6 +164,15 @@ class VAEModel(NeuralModel):
     def encode(self, X: np.ndarray) -> np.ndarray:
         """Posterior means ``mu``, shape ``(n, latent_dim)``."""
         return self._predict(X, lambda net, x: net.net.encode(net.standardize(x))[0])
+
+    def artifacts(self, test) -> dict[str, dict[str, np.ndarray]]:
+        """``recon``: four test images of each class and their reconstructions (the board's picture);
+        ``latent``: the test split's posterior means and labels (the report's latent map)."""
+        y = np.asarray(test.y)
+        pick = np.sort(np.concatenate([np.flatnonzero(y == c)[:4] for c in (0, 1)]))
+        images = np.asarray(test.X[pick])
+        return {"recon": {"original": images, "reconstructed": self.reconstruct(images), "y": y[pick]},
+                "latent": {"mu": self.encode(test.X).astype(np.float32), "y": y}}
 
 
 @register_model

@@ -63,6 +63,7 @@ class ViTModel(NeuralModel):
     """
 
     name = "vit"
+    tiny_config = {"embed_dim": 16, "depth": 1, "num_heads": 2, "patch_size": 8, "epochs": 2, "batch_size": 32}
     default_config = {**TRAIN_DEFAULTS, "lr": 5e-4, "weight_decay": 0.05, "warmup_epochs": 2.0,
                       "patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4, "mlp_ratio": 2.0,
                       "drop_rate": 0.0, "drop_path_rate": 0.1, "label_smoothing": 0.0}
@@ -107,6 +108,8 @@ class TimmModel(NeuralModel):
     """
 
     name = "timm"
+    family_key = "model_name"
+    tiny_config = {"model_name": "resnet10t", "epochs": 1, "batch_size": 32}
     default_config = {"model_name": "resnet18", **TRAIN_DEFAULTS, "label_smoothing": 0.0}
 
     def __init__(self, task, config, **kwargs) -> None:

@@ -1,8 +1,10 @@
-"""The task registry. Task modules call :func:`register_task`; duplicate names are refused."""
+"""The task registry. Task modules call :func:`register_task`; duplicate names are refused. Tasks
+from outside the package register through ``$HEPBENCH_PLUGINS`` (:mod:`benchmark.plugins`)."""
 from __future__ import annotations
 
 import difflib
 
+from benchmark import plugins
 from benchmark.errors import BenchError
 from benchmark.tasks.base import TaskSpec
 
@@ -17,6 +19,7 @@ def register_task(spec: TaskSpec) -> TaskSpec:
 
 
 def get_task(name: str) -> TaskSpec:
+    plugins.load()
     try:
         return _TASKS[name]
     except KeyError:
@@ -24,6 +27,7 @@ def get_task(name: str) -> TaskSpec:
 
 
 def list_tasks() -> list[TaskSpec]:
+    plugins.load()
     return list(_TASKS.values())
 
 

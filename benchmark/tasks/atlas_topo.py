@@ -42,7 +42,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmark.errors import DataError
+from benchmark.errors import DataError, one_line
 from benchmark.tasks._registry import register_task
 from benchmark.tasks.base import (
     NUMPY_ERRORS, FileSet, RawBatch, RealFile, TaskSpec, check_finite, check_images, check_keys, check_labels,
@@ -427,7 +427,7 @@ class AtlasTopoRootReader(_AtlasReader):
         except DataError:
             raise
         except Exception as e:  # uproot raises many types for damaged files; all mean the same to the user
-            raise DataError(f"{path}: not a readable ROOT file ({_one_line(e)}); copy it again") from None
+            raise DataError(f"{path}: not a readable ROOT file ({one_line(e, typed=True, limit=200)}); copy it again") from None
         check_keys(branches, (*LAYERS, *SCALARS, LABEL), path)
         first = self._read([*LAYERS, *SCALARS, LABEL], 0, min(n, 1))
         shapes = {k: ((n, *v.shape[1:]), v.dtype) for k, v in first.items()}
@@ -440,14 +440,8 @@ class AtlasTopoRootReader(_AtlasReader):
             arrays = self._tree.arrays(keys, entry_start=start, entry_stop=stop, library="ak")
             return {k: ak.to_numpy(ak.to_regular(arrays[k], axis=None)) for k in keys}
         except Exception as e:
-            raise DataError(f"{self.files[0]}: cannot read entries {start}-{stop} of {TREE!r} ({_one_line(e)}); "
+            raise DataError(f"{self.files[0]}: cannot read entries {start}-{stop} of {TREE!r} ({one_line(e, typed=True, limit=200)}); "
                             "the file may be damaged, and jagged branches must have the fixed layer sizes") from None
-
-
-def _one_line(e: Exception, limit: int = 200) -> str:
-    """uproot's messages span lines; errors here are one line."""
-    text = " ".join(f"{type(e).__name__}: {e}".split())
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _import_uproot():

@@ -26,7 +26,6 @@ class RealFile:
     name: str
     url: str | None = None
     pattern: str | None = None
-    size_mb: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +99,9 @@ class TaskSpec:
     preprocess: Callable[[np.ndarray], np.ndarray]
     features: Callable[[RawBatch], np.ndarray]
     extra_stats: Callable[[RawBatch, np.ndarray], Mapping[str, float]] | None = None
-    primary_metric: str = "auc"
-    direction: str = "maximize"
+    #: An auxiliary variable whose ranges ``bench report`` holds out of training and validation in
+    #: turn, testing on each range (e.g. hcal_dqm's lumisection: does the model generalise in time?).
+    holdout_aux: str | None = None
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     default_n_samples: int = 20_000
 
@@ -110,10 +110,10 @@ class TaskSpec:
             raise ValueError(f"{self.name}: image_shape {self.image_shape} and channel_names disagree")
         if len(self.class_names) != 2:
             raise ValueError(f"{self.name}: binary tasks only, got classes {self.class_names}")
+        if self.holdout_aux is not None and self.holdout_aux not in self.aux_names:
+            raise ValueError(f"{self.name}: holdout_aux {self.holdout_aux!r} is not one of {self.aux_names}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-9 or min(self.split_fractions) <= 0:
             raise ValueError(f"{self.name}: split fractions {self.split_fractions} must be > 0, sum 1")
-        if self.direction not in ("maximize", "minimize"):
-            raise ValueError(f"{self.name}: direction must be maximize or minimize")
 
 
 # --- checks shared by the real readers: one-line errors that name the file and the problem ---------

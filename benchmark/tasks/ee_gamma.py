@@ -4,8 +4,8 @@ Real data: two compressed HDF5 files (one per class), ``X`` (N, 32, 32, 2) chann
 Synthetic data: single 50 GeV-pT particles. Photons leave one compact shower unless they convert in
 the tracker; electrons radiate bremsstrahlung photons while bending in the 3.8 T field, which smears
 their energy along phi. Converted photons and electrons that radiate little overlap, which is why the
-best published AUC is ~0.8 and not 1. Image rows are eta and columns phi (an assumption: DATA.md
-does not say which crop axis is phi; the generator bends along axis -1).
+best published AUC is ~0.8 and not 1. Image rows are eta and columns phi (an assumption: no public
+source says which crop axis is phi, see docs/datasets.md; the generator bends along axis -1).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.errors import DataError
+from benchmark.errors import DataError, one_line
 from benchmark.tasks._registry import register_task
 from benchmark.tasks.base import (HDF5_ERRORS, FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite,
                                   check_images, check_keys, check_labels)
@@ -41,12 +41,8 @@ GENERATOR_VERSION = "ee_gamma-1"
 
 # --- real files ------------------------------------------------------------------------------------
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _unreadable(file: Path, exc: BaseException) -> DataError:
-    return DataError(f"{file}: cannot read HDF5 ({_one_line(exc)}); the file is missing, truncated or "
+    return DataError(f"{file}: cannot read HDF5 ({one_line(exc)}); the file is missing, truncated or "
                      f"corrupt: delete it and run `bench data fetch ee_gamma`")
 
 
@@ -282,7 +278,7 @@ def features(batch: RawBatch) -> np.ndarray:
 
 
 def extra_stats(batch: RawBatch, y: np.ndarray) -> dict[str, float]:
-    """Shower containment per class: DATA.md puts ~80-90 % of a photon's energy in 3x3 crystals."""
+    """Shower containment per class: ~80-90 % of a photon's energy in 3x3 crystals (docs/datasets.md)."""
     f = features(batch)
     e3 = f[:, FEATURE_NAMES.index("e3x3_over_total")]
     s_phi = f[:, FEATURE_NAMES.index("sigma_phi_5x5")]
@@ -308,18 +304,16 @@ SPEC = register_task(TaskSpec(
     file_sets=(FileSet(
         name="hdf5",
         files=(
-            RealFile(ELECTRON_FILE, _CERNBOX.format(token="FbXw3V4XNyYB3oA", name=ELECTRON_FILE),
-                     size_mb=83.0),
-            RealFile(PHOTON_FILE, _CERNBOX.format(token="AtBT8y4MiQYFcgc", name=PHOTON_FILE),
-                     size_mb=76.0),
+            RealFile(ELECTRON_FILE, _CERNBOX.format(token="FbXw3V4XNyYB3oA", name=ELECTRON_FILE)),  # 83 MB
+            RealFile(PHOTON_FILE, _CERNBOX.format(token="AtBT8y4MiQYFcgc", name=PHOTON_FILE)),  # 76 MB
         ),
         how_to_get="`bench data fetch ee_gamma` downloads both files from CERNBox (no checksum is "
                    "published). Older mirrors: shares sHjzCNFTFxutYCj (electrons) and 69nGEZjOy3xGxBq "
                    "(photons), same file names.",
     ),),
     references=(
-        Reference("ResNet-15", "auc", 0.81, "ML4Sci end-to-end electron/photon task (DATA.md)"),
-        Reference("ResNet-15", "accuracy", 0.74, "ML4Sci end-to-end electron/photon task (DATA.md)"),
+        Reference("ResNet-15", "auc", 0.81, "ML4Sci end-to-end electron/photon task (docs/datasets.md)"),
+        Reference("ResNet-15", "accuracy", 0.74, "ML4Sci end-to-end electron/photon task (docs/datasets.md)"),
     ),
     reference_stats={
         "fraction_label1": "0.5 (249k electrons, 249k photons)",

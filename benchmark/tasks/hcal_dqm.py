@@ -10,9 +10,10 @@ The synthetic generator follows the counting picture directly::
 
 * ``N_events``: ZeroBias events recorded in the LS. A fixed-prescale bunch-crossing trigger gives an
   almost constant count, less a little dead time. That is why each run has a hard maximum
-  (1565 and 1092 in DATA.md): occupancy can never exceed the number of events. Run 357479 keeps
-  one prescale (a levelled fill). Run 355456 steps through several prescale columns, so its
-  count falls in steps with the LS index and spreads widely (std ~364 for a mean of ~157).
+  (1565 and 1092, see docs/datasets.md): occupancy can never exceed the number of events.
+  Run 357479 keeps one prescale (a levelled fill). Run 355456 steps through several prescale
+  columns, so its count falls in steps with the LS index and spreads widely (std ~364 for a mean
+  of ~157).
 * ``a[c]``: the fixed per-channel rate per pp interaction (the detector's efficiency map, the same
   for both labels). ``mu_run``: pile-up. ``gain_run``: small per-channel condition changes
   between the runs (thresholds, calibration). Together they make the ratios between channels
@@ -22,11 +23,12 @@ The synthetic generator follows the counting picture directly::
 * Occasionally a readout box (up to 4 iphi wide) goes dead (x0) or hot (pushed towards firing in
   every event, so x>1 but still capped by the event count).
 
-Geometry, and one departure from DATA.md: HB covers ieta 1-16 and HE covers 16-29 on both sides.
-But the public maps are 79.77 % zeros, with activity only in rows ~0-12 and ~50-60. So they show
-one HE depth, not HB: an HB band would fill the middle rows and would alone be more than 20 % of
-the map. The mask is therefore |ieta| 19-29 on each side (the two bands): 72 iphi channels per
-ring at |ieta| <= 20 and 36 (the 10-degree towers, odd iphi) above. That gives 936 channels.
+Geometry, and one departure from the usual layout (see docs/datasets.md, hcal_dqm): HB covers
+ieta 1-16 and HE covers 16-29 on both sides. But the public maps are 79.77 % zeros, with activity
+only in rows ~0-12 and ~50-60. So they show one HE depth, not HB: an HB band would fill the
+middle rows and would alone be more than 20 % of the map. The mask is therefore |ieta| 19-29 on
+each side (the two bands): 72 iphi channels per ring at |ieta| <= 20 and 36 (the 10-degree
+towers, odd iphi) above. That gives 936 channels.
 Four channels masked by DQM bring it to 932 = 20.23 % of 4608.
 """
 from __future__ import annotations
@@ -241,7 +243,7 @@ def features(batch: RawBatch) -> np.ndarray:
 
 
 def extra_stats(batch: RawBatch, y: np.ndarray) -> dict[str, float]:
-    """Mean, max and std of the occupancy per run (the numbers DATA.md quotes per file)."""
+    """Mean, max and std of the occupancy per run (the numbers docs/datasets.md quotes per file)."""
     out: dict[str, float] = {}
     for label, run in enumerate(RUNS):
         x = batch.X[np.asarray(y) == label]
@@ -267,13 +269,14 @@ SPEC = register_task(TaskSpec(
     class_names=RUNS,
     label_note="0 = Run355456, 1 = Run357479",
     aux_names=("lumisection",),
+    holdout_aux="lumisection",
     feature_names=FEATURE_NAMES,
     file_sets=(FileSet("npy", tuple(
         RealFile(name, url=None, pattern=f"{run}_Dataset*.npy") for run, name in zip(RUNS, FILE_NAMES)),
         _HOW_TO_GET),),
     references=(
-        Reference("ViT", "accuracy", 1.00, "ML4Sci ML4DQM evaluation task, public solutions (DATA.md)"),
-        Reference("ViT", "auc", 1.00, "ML4Sci ML4DQM evaluation task, public solutions (DATA.md)"),
+        Reference("ViT", "accuracy", 1.00, "ML4Sci ML4DQM evaluation task, public solutions (docs/datasets.md)"),
+        Reference("ViT", "auc", 1.00, "ML4Sci ML4DQM evaluation task, public solutions (docs/datasets.md)"),
     ),
     reference_stats={
         "fraction_label1": "0.5 (10000 + 10000)",

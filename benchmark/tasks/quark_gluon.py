@@ -4,8 +4,8 @@ Real data: one 26 GB-uncompressed HDF5 file (``X_jets`` channels last) or the sa
 parquet files (``X_jets`` nested lists, channels first); both are streamed, never loaded whole.
 Synthetic data: jets built from constituents (charged hadrons, photons, neutral hadrons) whose
 multiplicity, fragmentation and angular spread depend on the colour factor, plus pile-up and noise,
-scatter-added into the three images. Pixel units follow the real files' ranges (DATA.md), which are
-not GeV: the unit constants below map GeV onto them.
+scatter-added into the three images. Pixel units follow the real files' ranges (docs/datasets.md),
+which are not GeV: the unit constants below map GeV onto them.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.errors import DataError
+from benchmark.errors import DataError, one_line
 from benchmark.tasks._registry import register_task
 from benchmark.tasks.base import (HDF5_ERRORS, FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite,
                                   check_images, check_keys, check_labels)
@@ -38,7 +38,7 @@ MULT_RATIO = 1.2               # gluon / quark multiplicity (measured ~1.1-1.25,
 FRAG_SHAPE = {0: 0.55, 1: 0.80}  # Gamma shape of momentum shares: larger = softer, more democratic
 WIDTH_PX = {0: 3.6, 1: 4.7}    # angular spread (pixels) at pT = 100 GeV; gluons are broader
 BEND_PX = 0.85 * 50.0          # phi bend (pixels) at the ECAL face = BEND_PX / pT[GeV] for |charge| = 1
-TRACK_UNIT = 0.05              # file units per GeV (calibrated to the DATA.md ranges)
+TRACK_UNIT = 0.05              # file units per GeV (calibrated to the ranges in docs/datasets.md)
 ECAL_UNIT = 0.1
 HCAL_UNIT = 0.018 / TOWER**2   # a tower's energy is spread over its 25 pixels
 ECAL_NOISE = 0.045             # file units; sets the most negative ECAL values (~ -0.22)
@@ -51,14 +51,10 @@ _CHUNK = 256
 
 # --- real files ------------------------------------------------------------------------------------
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _unreadable(file: Path, kind: str, exc: BaseException) -> DataError:
     again = ("download it again by hand (Google Drive id " + _GDRIVE_ID + ")" if kind == "HDF5"
              else "run `bench data fetch quark_gluon`")
-    return DataError(f"{file}: cannot read {kind} ({_one_line(exc)}); the file is missing, truncated or "
+    return DataError(f"{file}: cannot read {kind} ({one_line(exc)}); the file is missing, truncated or "
                      f"corrupt: delete it and {again}")
 
 
@@ -68,7 +64,7 @@ def _aux(pt: np.ndarray, m0: np.ndarray) -> np.ndarray:
 
 def _column(values, file: Path, key: str, n: int) -> np.ndarray:
     values = np.asarray(values)
-    if values.ndim == 2 and values.shape[1] == 1:  # DATA.md does not pin (N,) vs (N, 1) for m0 / pt
+    if values.ndim == 2 and values.shape[1] == 1:  # no public source pins (N,) vs (N, 1) for m0 / pt
         values = values[:, 0]
     if values.shape != (n,) or values.dtype.kind not in "fiu":
         raise DataError(f"{file}: {key!r} has shape {values.shape} and dtype {values.dtype}, "
@@ -426,7 +422,7 @@ SPEC = register_task(TaskSpec(
     file_sets=(
         FileSet(
             name="hdf5",
-            files=(RealFile(HDF5_FILE, None, size_mb=669.0),),
+            files=(RealFile(HDF5_FILE, None),),  # 669 MB
             how_to_get=(f"Hosted on Google Drive (id {_GDRIVE_ID}), which is not fetched automatically: "
                         f"download it in a browser (or `gdown {_GDRIVE_ID}`) and place {HDF5_FILE} in "
                         "<data dir>/quark_gluon/ (data dir: --data-dir, $BENCH_DATA_DIR or "
@@ -440,9 +436,9 @@ SPEC = register_task(TaskSpec(
         ),
     ),
     references=(
-        Reference("EdgeConv", "auc", 0.792, "ML4Sci quark/gluon task (DATA.md)"),
+        Reference("EdgeConv", "auc", 0.792, "ML4Sci quark/gluon task (docs/datasets.md)"),
         Reference("EdgeConv", "rej_at_eff50", 8.5,
-                  "ML4Sci quark/gluon task, 1/eps_B at eps_S = 0.5 (DATA.md)"),
+                  "ML4Sci quark/gluon task, 1/eps_B at eps_S = 0.5 (docs/datasets.md)"),
     ),
     reference_stats={
         "fraction_label1": "~0.5 (balanced)",
@@ -452,7 +448,7 @@ SPEC = register_task(TaskSpec(
         "tracks_pt.min": "0", "tracks_pt.max": "~10",
         "ecal.min": "~-0.22", "ecal.max": "~12.7",
         "hcal.min": "0", "hcal.max": "~0.13",
-        "ecal.active_pixels.p01": "~20 (DATA.md: 20-700 active pixels per jet, channel unspecified)",
+        "ecal.active_pixels.p01": "~20 (docs/datasets.md: 20-700 active pixels per jet, channel unspecified)",
         "ecal.active_pixels.p99": "~700 (idem)",
         "pt.min": "~70", "pt.max": "~340",
         "tracks_pt.active_pixels.label1": "> label0 if 1 = gluon",

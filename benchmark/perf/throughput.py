@@ -1,91 +1,16 @@
-"""Side-by-side performance comparisons, measured in one process on the same data and hardware.
-
-    bench perf [--quick] [--out leaderboard/perf.md]    # all four, a table and a Markdown page
-    python -m benchmark.perf defaults                   # untuned defaults, every model x task
-
-1. ``throughput``: (a) ``resnet15`` trained by the suite's loop (whole-array batches from the prepared
-   arrays) vs the same network fed by a per-sample ``Dataset`` / ``DataLoader``, as the reference
-   solutions do; (b) ``vit`` at the task's native resolution vs the reference's
-   ``vit_tiny_patch16_224`` on 224 x 224 resized, 3-channel copies (hcal_dqm, the task the reference
-   ViT solution used). Each side trains the same number of epochs on the same rows and reports its
-   validation AUC, so speed is not bought with accuracy.
-2. ``runner``: N near-instant trials (naive Bayes on summary features) under ``bench run``'s machinery
-   (``runner.run``) vs the same objective under plain ``optuna`` ``study.optimize``, each timed from
-   its first trial's result to its last (Ray's start-up excluded).
-3. ``search``: on one task and model, TPE + ASHA vs random search without early stopping, the same
-   number of trials, several seeds, through ``runner.run``: best validation AUC and epochs consumed.
-4. ``memory``: the resident memory of 1 vs 4 concurrent trials on the same prepared, memory-mapped
-   data (:mod:`benchmark.procmem`), beside the trials' model states.
-
-1 is here; 2-4 run through ``runner.run`` and live in :mod:`benchmark.perf_runs`; :mod:`benchmark.perf_report`
-formats the result.
-"""
+"""``bench perf``'s throughput comparison (1): the suite's training loop beside what users would
+otherwise run (a per-sample ``Dataset`` / ``DataLoader``, the reference ViT on resized copies), and
+``python -m benchmark.perf defaults`` (every model's untuned defaults on every task)."""
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import os
-import sys
-import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.perf_report import Comparison, Report, format_terminal, hardware, load_average
-
-COMPARISONS = ("throughput", "runner", "search", "memory")
-
-
-@dataclasses.dataclass(frozen=True)
-class PerfSizes:
-    """Input sizes of ``bench perf``. :data:`FULL` is the published run (8 to 10 min on 2 idle CPU cores),
-    :data:`QUICK` the CI-sized one (checks that everything runs; its numbers mean little)."""
-
-    samples: int = 1200  # throughput: synthetic samples per task (70 % train, 15 % validation)
-    epochs: int = 2  # throughput: epochs, the same on both sides
-    rounds: int = 2  # throughput, resnet15: alternating repetitions, each side keeps its fastest
-    vit_rounds: int = 1  # throughput, vit: the reference alone takes minutes per round
-    threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
-    trials: int = 100  # runner: near-instant trials
-    runner_samples: int = 1000
-    search_trials: int = 16
-    search_epochs: int = 9  # ASHA rungs at 1 and 3 epochs (reduction factor 3), 9 at most
-    search_samples: int = 600
-    seeds: int = 3
-    memory_samples: int = 2000  # hcal_dqm: 18 kB per image, ~31 MB of train + validation images
-    memory_epochs: int = 1
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            if getattr(self, f.name) < 1:
-                raise ValueError(f"PerfSizes.{f.name} must be >= 1, got {getattr(self, f.name)}")
-        if self.trials < 2:
-            raise ValueError("PerfSizes.trials must be >= 2 (trials are timed from the first one's result)")
-        if self.seeds < 2:
-            raise ValueError("PerfSizes.seeds must be >= 2 (the seed-to-seed spread is part of the target)")
-
-
-FULL = PerfSizes()
-QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, trials=3, runner_samples=200, search_trials=2,
-                  search_epochs=2, search_samples=200, seeds=2, memory_samples=300, memory_epochs=1)
-
-
-_T0 = [time.perf_counter()]  # when run_all started: progress lines show the elapsed time
-
-
-def _log(message: str) -> None:
-    elapsed = int(time.perf_counter() - _T0[0])
-    print(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
-
-
-def _prepared(task_name: str, n: int, root: Path, seed: int = 0):
-    from benchmark.data import Source, Split, prepare
-    from benchmark.tasks import get_task
-
-    p = prepare(get_task(task_name), source=Source.SYNTHETIC, root=root, seed=seed, n_samples=n)
-    return p.task, p.split(Split.TRAIN), p.split(Split.VAL)
+from benchmark.metrics import paired_auc_difference
+from benchmark.perf.common import log, prepared_splits
+from benchmark.perf.report import Comparison
 
 
 def _suite_train(net, train, *, batch_size: int, epochs: int, lr: float) -> float:
@@ -154,22 +79,6 @@ def _val_scores(net, val, transform=None, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out)
 
 
-def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, seed: int = 0,
-                          n_boot: int = 1000) -> tuple[float, float, float]:
-    """AUC(a) - AUC(b) on the same samples and its paired, stratified percentile-bootstrap 95 % interval."""
-    from benchmark.metrics import roc_auc
-
-    y = np.asarray(y).astype(bool)
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
-    diffs = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        diffs[i] = roc_auc(y[idx], a[idx]) - roc_auc(y[idx], b[idx])
-    low, high = np.quantile(diffs, [0.025, 0.975])
-    return roc_auc(y, a) - roc_auc(y, b), float(low), float(high)
-
-
 def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2,
                vit_rounds: int = 1) -> list[Comparison]:
     import timm
@@ -200,14 +109,14 @@ def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2
                        "samples_per_s": len(train) * epochs / seconds, "seconds": seconds,
                        "val_auc": roc_auc(np.asarray(val.y), scores),
                        "parameters": sum(p.numel() for p in net.parameters()), "_scores": scores}
-                _log(f"  round {r + 1}: {label}: {row['samples_per_s']:.1f} samples/s")
+                log(f"  round {r + 1}: {label}: {row['samples_per_s']:.1f} samples/s")
                 if label not in best or seconds < best[label]["seconds"]:
                     best[label] = row
         rows = [best[label] for label, *_ in sides]
         return rows, [r.pop("_scores") for r in rows]
 
     out = []
-    task, train, val = _prepared("ee_gamma", n, root)
+    task, train, val = prepared_splits("ee_gamma", n, root)
     resnet = create_model("resnet15", task, {"width": 16, "batch_size": 128})
     rows, _ = pair(task, train, val, [
         (label, lambda: standardized(resnet.build_net(), train),
@@ -225,7 +134,7 @@ def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2
         f"`__getitem__`, a shuffling `DataLoader` and Adam, as the reference solutions. Best of {rounds} "
         "alternating round(s) per side."))
 
-    task, train, val = _prepared("hcal_dqm", n, root)
+    task, train, val = prepared_splits("hcal_dqm", n, root)
     vit = create_model("vit", task, {"patch_size": 8, "batch_size": 64})
     ref = lambda x: reference_vit_inputs(x[None])[0]  # noqa: E731  per sample, as the reference does
     rows, (s_native, s_ref) = pair(task, train, val, [
@@ -256,7 +165,7 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
     """Test AUC of every model with its default config (neural: ``epochs`` at most) on every task."""
     from benchmark import metrics
     from benchmark.data import Source, Split, prepare
-    from benchmark.models import create_model, get_model_class, list_models
+    from benchmark.models import create_model, list_models
     from benchmark.tasks import list_tasks
 
     rows = []
@@ -264,7 +173,7 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
         p = prepare(task, source=Source.SYNTHETIC, root=root, seed=0, n_samples=n.get(task.name, task.default_n_samples))
         train, val, test = (p.split(s) for s in Split)
         for cls in list_models():
-            config = {"epochs": epochs} if "epochs" in get_model_class(cls.name).default_config else {}
+            config = {cls.fidelity: epochs} if cls.fidelity else {}
             model = create_model(cls.name, task, config, seed=0, threads=threads)
             t0 = time.perf_counter()
             epochs_run = []
@@ -276,61 +185,3 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
     return rows
 
 
-def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, command: str = "bench perf") -> Report:
-    """Every comparison in ``only`` on ``sizes``, in this process, on synthetic data in a temporary
-    directory. The Ray instance the runner starts stays up until the process exits."""
-    unknown = sorted(set(only) - set(COMPARISONS))
-    if unknown:
-        raise ValueError(f"unknown comparison(s) {unknown}; known: {', '.join(COMPARISONS)}")
-    load_before, t0 = load_average(), time.perf_counter()
-    _T0[0] = t0
-    comparisons: list[Comparison] = []
-    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
-        root = Path(tmp)
-        _log(f"bench perf: {', '.join(c for c in COMPARISONS if c in only)}")
-        if "throughput" in only:  # first, before Ray's processes exist
-            comparisons += throughput(n=sizes.samples, epochs=sizes.epochs, threads=sizes.threads,
-                                      root=root / "data", rounds=sizes.rounds, vit_rounds=sizes.vit_rounds)
-        from benchmark.perf_runs import memory, runner_cost, search_efficiency
-
-        if "runner" in only:
-            comparisons.append(runner_cost(trials=sizes.trials, n=sizes.runner_samples, root=root))
-        if "search" in only:
-            comparisons.append(search_efficiency(trials=sizes.search_trials, max_epochs=sizes.search_epochs,
-                                                 n=sizes.search_samples, seeds=sizes.seeds, root=root))
-        if "memory" in only:
-            comparisons.append(memory(n=sizes.memory_samples, epochs=sizes.memory_epochs, root=root))
-    preset = "full" if sizes == FULL else "quick" if sizes == QUICK else "custom"
-    return Report(command=command, hardware=hardware(), comparisons=tuple(comparisons),
-                  sizes=dataclasses.asdict(sizes), preset=preset, wall_s=time.perf_counter() - t0,
-                  load_before=load_before, load_after=load_average())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="what", required=True)
-    for name in COMPARISONS:
-        p = sub.add_parser(name, help=f"only the {name} comparison (bench perf runs all four)")
-        p.add_argument("--quick", action="store_true")
-    d = sub.add_parser("defaults")
-    d.add_argument("--n", nargs="*", default=["ee_gamma=10000", "quark_gluon=3000", "hcal_dqm=4000", "atlas_topo=10000"],
-                   metavar="TASK=N", help="the tasks to run and their synthetic sample counts")
-    d.add_argument("--epochs", type=int, default=5)
-    d.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    if args.what == "defaults":
-        with tempfile.TemporaryDirectory() as tmp:
-            sizes = {k: int(v) for k, v in (item.split("=") for item in args.n)}
-            rows = defaults(n=sizes, epochs=args.epochs, threads=args.threads, root=Path(tmp))
-        from benchmark.perf_report import _aligned
-
-        print("\n".join(_aligned(rows)))
-        return 0
-    report = run_all(QUICK if args.quick else FULL, only=(args.what,),
-                     command=" ".join(["python -m benchmark.perf", *(argv if argv is not None else sys.argv[1:])]))
-    print(format_terminal(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,12 +1,9 @@
 """What ``bench perf`` prints and writes: one :class:`Comparison` per measured pair, the hardware it
-ran on, a terminal table and a Markdown page (``leaderboard/perf.md``)."""
+ran on (:mod:`benchmark.environment`), a terminal table and a Markdown page (``leaderboard/perf.md``)."""
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import platform
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,63 +43,6 @@ class Report:
     load_after: tuple[float, float, float] | None
 
 
-def hardware() -> dict[str, Any]:
-    """CPU model, cores, memory, GPUs and the versions of the libraries that set the speed."""
-    import importlib.metadata as md
-
-    info: dict[str, Any] = {"cpu": _cpu_model(), "logical_cores": os.cpu_count(),
-                            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-                            "memory_gib": _total_memory() / 2**30 if _total_memory() else None,
-                            "gpus": _gpus(), "os": platform.platform(), "python": sys.version.split()[0]}
-    for pkg in ("torch", "ray", "optuna", "timm", "numpy", "scikit-learn"):
-        try:
-            info[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            info[pkg] = None
-    try:
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        pass
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _total_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _gpus() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-    except Exception:  # no usable CUDA runtime
-        pass
-    return "none"
-
-
-def load_average() -> tuple[float, float, float] | None:
-    try:
-        return os.getloadavg()
-    except OSError:
-        return None
-
-
 # --- formatting ------------------------------------------------------------------------------------
 
 def cell(value: Any) -> str:
@@ -121,7 +61,7 @@ def _grid(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return [keys, *([cell(r.get(k)) for k in keys] for r in rows)]
 
 
-def _aligned(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def aligned_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return aligned(_grid(rows), rule=False).splitlines()
 
 
@@ -135,9 +75,9 @@ def format_terminal(report: Report) -> str:
 
     out = []
     for c in report.comparisons:
-        out += [f"== {c.title}", *_aligned(c.rows), f"-> {c.measured}  | target: {c.target}  | {c.verdict}"]
+        out += [f"== {c.title}", *aligned_rows(c.rows), f"-> {c.measured}  | target: {c.target}  | {c.verdict}"]
         out += [*textwrap.wrap(c.notes, 110, initial_indent="   ", subsequent_indent="   "), ""]
-    out += ["== summary", *_aligned(summary_rows(report))]
+    out += ["== summary", *aligned_rows(summary_rows(report))]
     return "\n".join(out)
 
 
@@ -152,9 +92,9 @@ def format_markdown(report: Report) -> str:
         lines += [f"**These are {report.preset} input sizes, not the full run's** (`bench perf` without size flags): "
                   "a check that everything runs, not measurements to quote.", ""]
     lines += ["## Hardware", ""]
-    lines += [f"- CPU: {hw.get('cpu')} ({hw.get('logical_cores')} logical cores, {hw.get('usable_cores')} usable)",
-              f"- memory: {cell(hw.get('memory_gib'))} GiB; GPU: {hw.get('gpus')}",
-              f"- {hw.get('os')}, Python {hw.get('python')}",
+    lines += [f"- CPU: {hw.get('cpu')} ({hw.get('cpus')} logical cores, {hw.get('usable_cores')} usable)",
+              f"- memory: {cell(hw.get('memory_gib'))} GiB; GPU: {hw.get('gpu_names')}",
+              f"- {hw.get('platform')}, Python {hw.get('python')}",
               "- " + ", ".join(f"{k} {hw.get(k)}" for k in ("torch", "ray", "optuna", "timm", "numpy", "scikit-learn")),
               f"- load average (1, 5, 15 min) before: {_load(report.load_before)}; after: {_load(report.load_after)}"
               " (a busy machine slows whichever side runs during the disturbance)", "",

@@ -1,9 +1,9 @@
-"""The comparisons of ``bench perf`` that go through ``bench run``'s own machinery (``runner.run``):
-runner cost (2), search efficiency (3) and memory (4). See :mod:`benchmark.perf`."""
+"""The comparisons of ``bench perf`` that go through ``bench run``'s own machinery (``runner.search``,
+without publishing to a board): runner cost (2), search efficiency (3) and memory (4). See
+:mod:`benchmark.perf`."""
 from __future__ import annotations
 
 import collections
-import json
 import os
 import sys
 import time
@@ -11,27 +11,27 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.perf import _log, _prepared
-from benchmark.perf_report import Comparison
+from benchmark import records
+from benchmark.perf.common import log, prepared_splits
+from benchmark.perf.report import Comparison
+from benchmark.strategies import ASHA
 
 MiB = 2**20
 
 
-def _run_search(spec) -> tuple[dict, list[dict]]:
-    """``runner.run(spec)`` for its one (task, model): the search's result.json and trials.json."""
+def _run_search(spec) -> tuple[records.SearchResult, tuple[records.TrialRecord, ...]]:
+    """``runner.search(spec)`` for its one (task, model): the search's result and its trials."""
     from benchmark import runner
 
-    run_dir = runner.run(spec)
-    study_dir = run_dir / spec.tasks[0] / spec.models[0]
-    return (json.loads((study_dir / "result.json").read_text()),
-            json.loads((study_dir / "trials.json").read_text()))
+    result = runner.search(spec)
+    return result, records.read_trials(spec.runs_dir / spec.name / spec.tasks[0] / spec.models[0])
 
 
 def _spec(root: Path, name: str, **kwargs):
     from benchmark import runner
 
     return runner.RunSpec(source="synthetic", name=name, data_root=root / "data", runs_dir=root / "runs",
-                          leaderboard_dir=root / "leaderboard", argv=("bench", "perf"), **kwargs)
+                          argv=("bench", "perf"), **kwargs)
 
 
 def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
@@ -42,7 +42,7 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
     from benchmark.search_space import load_space
 
     model_name, task_name = "naive_bayes", "ee_gamma"
-    task, train, val = _prepared(task_name, n, root / "data")
+    task, train, val = prepared_splits(task_name, n, root / "data")
     space_file = root / "naive_bayes_features.yaml"
     space_file.write_text("var_smoothing: {type: float, low: 1.0e-12, high: 1.0e-3, log: true}\n"
                           "pool: {type: fixed, value: 0}\n")
@@ -56,7 +56,7 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
         return max(aucs)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _log(f"runner: {trials} trials under plain optuna")
+    log(f"runner: {trials} trials under plain optuna")
     optuna.create_study(direction="maximize").optimize(objective, n_trials=1)  # imports, first calls: start-up
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     t0 = time.perf_counter()
@@ -70,16 +70,16 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
              "best_val_auc": study.best_value}]
     default = os.cpu_count() or 1  # what `bench run` picks on a local Ray with 1 CPU per trial
     for concurrency in sorted({1, default}):
-        _log(f"runner: {trials} trials under bench run ({concurrency} at a time)")
-        result, records = _run_search(_spec(
+        log(f"runner: {trials} trials under bench run ({concurrency} at a time)")
+        result, recorded = _run_search(_spec(
             root, f"cost-{concurrency}", tasks=(task_name,), models=(model_name,), trials=trials, n_samples=n,
             seed=0, concurrency=None if concurrency == default else concurrency, spaces={model_name: str(space_file)}))
-        reported = sorted(c["reported_at"] for t in records for c in t["curve"])
+        reported = sorted(c.reported_at for t in recorded for c in t.curve)
         span = reported[-1] - reported[0]
         rows.append({"setup": f"bench run, {concurrency} at a time{' (default)' if concurrency == default else ''}",
-                     "trials": trials, "concurrent": concurrency, "wall_s": result["search_wall_s"],
+                     "trials": trials, "concurrent": concurrency, "wall_s": result.search_wall_s,
                      "first_to_last_s": span, "per_trial_ms": span / (trials - 1) * 1e3,
-                     "ratio": span / (trials - 1) / per_optuna, "best_val_auc": result["val_auc"]})
+                     "ratio": span / (trials - 1) / per_optuna, "best_val_auc": result.val_auc})
     judged, one = rows[-1], rows[1]
     return Comparison(
         "runner", f"2. Runner cost: {trials} near-instant trials, bench run vs plain Optuna",
@@ -90,7 +90,7 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
         "keeps its study in memory, as `study.optimize` does by default. Start-up is excluded on both sides by "
         "timing from the first trial's result to the last one's: per trial = first_to_last_s / (N - 1), where a "
         "result's time is when Optuna completes the trial or when bench run's driver receives it "
-        "(curves.jsonl `reported_at`). What this leaves out on bench run's side is Ray's start-up (`ray.init`, the "
+        "(the trial log's `reported_at`). What this leaves out on bench run's side is Ray's start-up (`ray.init`, the "
         "trial actors' processes and their imports) and the first trial; wall_s is the whole `tuner.fit()` "
         "(result.json `search_wall_s`; the study's sqlite copy is written afterwards, beside the test "
         "evaluation). With several trials at once, the span still includes the later actors' start-up, while "
@@ -113,20 +113,7 @@ epochs:          {{type: fixed, value: {epochs}}}
 """
 
 
-def _asha_limit_share(max_epochs: int, grace: int = 1, rf: int = 3) -> float:
-    """The share of a full-budget search's epochs that ASHA (as ``runner._PruneTracker`` sets it up) uses
-    when every rung holds many results: a third of the trials go on past each rung."""
-    rungs = _rungs(max_epochs, grace, rf) + [max_epochs]
-    # the epochs up to rung k are trained by 1 / rf**k of the trials
-    return sum((rungs[k] - (rungs[k - 1] if k else 0)) / rf**k for k in range(len(rungs))) / max_epochs
-
-
-def _rungs(max_epochs: int, grace: int = 1, rf: int = 3) -> list[int]:
-    """The epochs at which ASHA (as ``runner._PruneTracker`` sets it up) decides: grace * rf**k < max_epochs."""
-    return [grace * rf**k for k in range(max_epochs) if grace * rf**k < max_epochs]
-
-
-def _passed(epochs: list[int], rungs: list[int]) -> str:
+def passed(epochs: list[int], rungs: list[int]) -> str:
     """How many of the trials that reached each rung went on past it, e.g. ``1: 9/16, 3: 6/9``."""
     return ", ".join(f"{r}: {sum(e > r for e in epochs)}/{sum(e >= r for e in epochs)}" for r in rungs)
 
@@ -140,23 +127,23 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
     rows, epochs_of = [], {}
     for seed in range(seeds):
         for label, sampler, scheduler in setups:
-            _log(f"search: {label}, seed {seed}: {trials} trials of at most {max_epochs} epochs")
-            result, records = _run_search(_spec(
+            log(f"search: {label}, seed {seed}: {trials} trials of at most {max_epochs} epochs")
+            result, trials_of = _run_search(_spec(
                 root, f"search-{sampler}-{seed}", tasks=(task_name,), models=(model,), trials=trials,
                 sampler=sampler, scheduler=scheduler, max_epochs=max_epochs, n_samples=n, seed=seed,
                 spaces={model: str(space_file)}))
-            done = [t for t in records if t["best_val_auc"] is not None]
-            epochs = [t["epochs"] or 0 for t in records]
+            done = [t for t in trials_of if t.best_val_auc is not None]
+            epochs = [t.epochs or 0 for t in trials_of]
             epochs_of.setdefault(label, []).extend(epochs)
-            rows.append({"search": label, "seed": seed, "trials": len(records),
-                         "pruned": sum(t["status"] == "pruned" for t in records),
+            rows.append({"search": label, "seed": seed, "trials": len(trials_of),
+                         "pruned": sum(t.status == "pruned" for t in trials_of),
                          "epochs": sum(epochs),
                          "trials_by_epochs": " ".join(f"{e}:{c}" for e, c in sorted(collections.Counter(epochs).items())),
-                         "went_on_past_rung": _passed(epochs, _rungs(max_epochs)),
-                         "below_chance_after_1": sum(t["curve"][0]["val_auc"] < 0.5 for t in records if t["curve"]),
-                         "best_val_auc": max(t["best_val_auc"] for t in done),
-                         "test_auc_of_best": result["test"]["auc"],
-                         "search_wall_s": result["search_wall_s"]})
+                         "went_on_past_rung": passed(epochs, ASHA.rungs(max_epochs)),
+                         "below_chance_after_1": sum(t.curve[0].val_auc < 0.5 for t in trials_of if t.curve),
+                         "best_val_auc": max(t.best_val_auc for t in done),
+                         "test_auc_of_best": result.test.first.auc,
+                         "search_wall_s": result.search_wall_s})
     stats = {}
     for label, *_ in setups:
         mine = [r for r in rows if r["search"] == label]
@@ -166,7 +153,7 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
                         "below": sum(r["below_chance_after_1"] for r in mine)}
     for label, s in stats.items():
         rows.append({"search": f"{label}: all seeds", "seed": "-", "trials": trials * seeds, "epochs": s["epochs"],
-                     "went_on_past_rung": _passed(epochs_of[label], _rungs(max_epochs)),
+                     "went_on_past_rung": passed(epochs_of[label], ASHA.rungs(max_epochs)),
                      "below_chance_after_1": s["below"],
                      "best_val_auc": f"{s['mean']:.4f} +/- {s['std']:.4f}", "search_wall_s": s["wall"]})
     tpe, rnd = stats[setups[0][0]], stats[setups[1][0]]
@@ -187,7 +174,7 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
         "excluded); trials_by_epochs counts the trials that stopped after each number of epochs. ASHA is "
         "asynchronous: a trial reaching a rung continues when it is in the top third of the results recorded "
         "there so far, so the first trials at every rung always continue, and the share of epochs it uses "
-        f"shrinks with the number of trials (towards {_asha_limit_share(max_epochs):.0%} for many trials, where a "
+        f"shrinks with the number of trials (towards {ASHA.limit_share(max_epochs):.0%} for many trials, where a "
         "third of the trials go on past each rung). went_on_past_rung counts, per rung, the trials that went on "
         "out of those that reached it, and below_chance_after_1 the trials whose validation AUC after the first "
         "epoch was below 0.5. More than a third go on past rung 1 here: the results there fall in two groups, "
@@ -214,14 +201,15 @@ def _runtime_footprint() -> int:
     (torch), as every trial process does before it sees any data."""
     import subprocess
 
-    code = ("import ray, ray.tune, benchmark.models; from benchmark import procmem; import os; "
+    code = ("import ray, ray.tune, benchmark.models.resnet; from benchmark.perf import procmem; import os; "
             "print(procmem.rollup(os.getpid())['Anonymous'])")
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def memory(*, n: int, epochs: int, root: Path, concurrent: int = 4) -> Comparison:
     """Peak memory of 1 vs ``concurrent`` identical resnet15 trials on the same prepared hcal_dqm data."""
-    from benchmark import data, procmem
+    from benchmark import data
+    from benchmark.perf import procmem
     from benchmark.models import create_model, get_model_class
     from benchmark.search_space import load_space
     from benchmark.tasks import get_task
@@ -244,7 +232,7 @@ def memory(*, n: int, epochs: int, root: Path, concurrent: int = 4) -> Compariso
     cpus_per_trial = min(1.0, cpus / concurrent)  # room for all of them at once on this machine
     rows, memories = [], {}
     for k in (1, concurrent):
-        _log(f"memory: {k} concurrent trial(s)")
+        log(f"memory: {k} concurrent trial(s)")
         spec = _spec(root, f"memory-{k}", tasks=(task_name,), models=(model,), trials=k, concurrency=k,
                      cpus_per_trial=cpus_per_trial, max_epochs=epochs, n_samples=n, seed=0,
                      spaces={model: str(space_file)})

@@ -10,7 +10,7 @@ Each process's memory is split in two (``/proc/<pid>/smaps_rollup``):
   (as a sum of RSS does) counts shared data once per process.
 
 A group's memory is therefore the sum of its processes' anonymous pages plus the shared files it
-reads, counted once (see ``benchmark.perf.memory``). Reading ``smaps_rollup`` costs about a
+reads, counted once (see ``benchmark.perf.runs.memory``). Reading ``smaps_rollup`` costs about a
 millisecond per process, so sampling every 0.1 s barely disturbs what it measures.
 """
 from __future__ import annotations

@@ -1,0 +1,111 @@
+"""Side-by-side performance comparisons, measured in one process on the same data and hardware.
+
+    bench perf [--quick] [--out leaderboard/perf.md]    # all four, a table and a Markdown page
+    python -m benchmark.perf defaults                   # untuned defaults, every model x task
+
+1. ``throughput``: (a) ``resnet15`` trained by the suite's loop (whole-array batches from the prepared
+   arrays) vs the same network fed by a per-sample ``Dataset`` / ``DataLoader``, as the reference
+   solutions do; (b) ``vit`` at the task's native resolution vs the reference's
+   ``vit_tiny_patch16_224`` on 224 x 224 resized, 3-channel copies (hcal_dqm, the task the reference
+   ViT solution used). Each side trains the same number of epochs on the same rows and reports its
+   validation AUC, so speed is not bought with accuracy.
+2. ``runner``: N near-instant trials (naive Bayes on summary features) under ``bench run``'s machinery
+   (``runner.run``) vs the same objective under plain ``optuna`` ``study.optimize``, each timed from
+   its first trial's result to its last (Ray's start-up excluded).
+3. ``search``: on one task and model, TPE + ASHA vs random search without early stopping, the same
+   number of trials, several seeds, through ``runner.run``: best validation AUC and epochs consumed.
+4. ``memory``: the resident memory of 1 vs 4 concurrent trials on the same prepared, memory-mapped
+   data (:mod:`benchmark.perf.procmem`), beside the trials' model states.
+
+1 lives in :mod:`benchmark.perf.throughput`; 2-4 run through ``bench run``'s own machinery
+(``runner.search``) and live in :mod:`benchmark.perf.runs`; :mod:`benchmark.perf.report` formats the
+result. This module holds the input sizes and runs them all.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark import environment
+from benchmark.perf import common
+from benchmark.perf.report import Comparison, Report
+
+COMPARISONS = ("throughput", "runner", "search", "memory")
+
+
+@dataclasses.dataclass(frozen=True)
+class PerfSizes:
+    """Input sizes of ``bench perf``. :data:`FULL` is the published run (8 to 10 min on 2 idle CPU cores),
+    :data:`QUICK` the CI-sized one (checks that everything runs; its numbers mean little)."""
+
+    samples: int = 1200  # throughput: synthetic samples per task (70 % train, 15 % validation)
+    epochs: int = 2  # throughput: epochs, the same on both sides
+    rounds: int = 2  # throughput, resnet15: alternating repetitions, each side keeps its fastest
+    vit_rounds: int = 1  # throughput, vit: the reference alone takes minutes per round
+    threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    trials: int = 100  # runner: near-instant trials
+    runner_samples: int = 1000
+    search_trials: int = 16
+    search_epochs: int = 9  # ASHA rungs at 1 and 3 epochs (reduction factor 3), 9 at most
+    search_samples: int = 600
+    seeds: int = 3
+    memory_samples: int = 2000  # hcal_dqm: 18 kB per image, ~31 MB of train + validation images
+    memory_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 1:
+                raise ValueError(f"PerfSizes.{f.name} must be >= 1, got {getattr(self, f.name)}")
+        if self.trials < 2:
+            raise ValueError("PerfSizes.trials must be >= 2 (trials are timed from the first one's result)")
+        if self.seeds < 2:
+            raise ValueError("PerfSizes.seeds must be >= 2 (the seed-to-seed spread is part of the target)")
+
+
+FULL = PerfSizes()
+QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, trials=3, runner_samples=200, search_trials=2,
+                  search_epochs=2, search_samples=200, seeds=2, memory_samples=300, memory_epochs=1)
+
+
+def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, command: str = "bench perf") -> Report:
+    """Every comparison in ``only`` on ``sizes``, in this process, on synthetic data in a temporary
+    directory. The Ray instance the runner starts stays up until the process exits."""
+    unknown = sorted(set(only) - set(COMPARISONS))
+    if unknown:
+        raise ValueError(f"unknown comparison(s) {unknown}; known: {', '.join(COMPARISONS)}")
+    load_before, t0 = environment.load_average(), time.perf_counter()
+    common.start_clock()
+    comparisons: list[Comparison] = []
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        root = Path(tmp)
+        common.log(f"bench perf: {', '.join(c for c in COMPARISONS if c in only)}")
+        from benchmark.perf.runs import memory, runner_cost, search_efficiency
+        from benchmark.perf.throughput import throughput
+
+        if "throughput" in only:  # first, before Ray's processes exist
+            comparisons += throughput(n=sizes.samples, epochs=sizes.epochs, threads=sizes.threads,
+                                      root=root / "data", rounds=sizes.rounds, vit_rounds=sizes.vit_rounds)
+        if "runner" in only:
+            comparisons.append(runner_cost(trials=sizes.trials, n=sizes.runner_samples, root=root))
+        if "search" in only:
+            comparisons.append(search_efficiency(trials=sizes.search_trials, max_epochs=sizes.search_epochs,
+                                                 n=sizes.search_samples, seeds=sizes.seeds, root=root))
+        if "memory" in only:
+            comparisons.append(memory(n=sizes.memory_samples, epochs=sizes.memory_epochs, root=root))
+    preset = "full" if sizes == FULL else "quick" if sizes == QUICK else "custom"
+    return Report(command=command, hardware=hardware(), comparisons=tuple(comparisons),
+                  sizes=dataclasses.asdict(sizes), preset=preset, wall_s=time.perf_counter() - t0,
+                  load_before=load_before, load_after=environment.load_average())
+
+
+
+
+def hardware() -> dict:
+    """The machine, the library versions that set the speed, and torch's thread count."""
+    import torch
+
+    return {**environment.hardware(), **environment.versions(), "torch_threads": torch.get_num_threads()}
