@@ -10,8 +10,6 @@ import abc
 import argparse
 import math
 import os
-import re
-import shutil
 import sys
 import time
 import unicodedata
@@ -174,44 +172,19 @@ def space_arg(text: str) -> tuple[str, str]:
     return model, _expanded(path)
 
 
-STORAGE_SCHEMES = ("file", "local", "mock", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")  # pyarrow's
-
-
 def storage_location(text: str) -> str:
     """A URI (``scheme://...``) of a file system Ray Tune (pyarrow) knows, as given; a local path made
     absolute, as Ray Tune needs it, and checked to be a directory that can be made."""
+    from benchmark.runner import storage_problem
+
     if "://" in text:
-        scheme, rest = text.split("://", 1)
-        if scheme not in STORAGE_SCHEMES:
-            raise argparse.ArgumentTypeError(f"{_shown(text)}: unknown scheme {scheme!r}; Ray Tune knows "
-                                             f"{', '.join(s + '://' for s in STORAGE_SCHEMES)} and local paths")
-        if any(c.isspace() or unicodedata.category(c).startswith("C") or ord(c) > 127 for c in rest) or \
-                re.search(r"%(?![0-9A-Fa-f]{2})", rest):
-            raise argparse.ArgumentTypeError(f"{_shown(text)}: not a valid URI (percent-encode spaces, "
-                                             "non-ASCII and control characters)")
-        if scheme in ("file", "local"):
-            if not rest.startswith("/"):
-                raise argparse.ArgumentTypeError(f"{_shown(text)}: a {scheme}:// URI needs an absolute path "
-                                                 f"({scheme}:///dir), or pass the path itself")
-            output_dir(rest)
-        elif scheme != "mock" and not rest.split("/", 1)[0]:
-            raise argparse.ArgumentTypeError(f"{_shown(text)}: no bucket or host after {scheme}://")
+        problem = storage_problem(text)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{_shown(text)}: {problem}")
+        if text.split("://", 1)[0] in ("file", "local"):
+            output_dir(text.split("://", 1)[1])
         return text
     return str(Path(output_dir(text)).resolve())
-
-
-def _sample_bytes(task) -> int:
-    """Bytes one prepared sample of ``task`` takes on disk (float32 image, aux, features; int8 label)."""
-    return 4 * (math.prod(task.image_shape) + len(task.aux_names) + len(task.feature_names)) + 1
-
-
-def _gb(n_bytes: float) -> str:
-    return f"{n_bytes / 1e9:.3g} GB"
-
-
-def _existing_ancestor(path: Path) -> Path:
-    path = Path(os.path.abspath(path))
-    return next(p for p in (path, *path.parents) if os.path.isdir(p))
 
 
 def _creatable(path: Path, option: str) -> None:
@@ -258,7 +231,8 @@ class ModelsCommand(Command):
         print(aligned(rows))
         print("\nEvery model runs on every task.")
         for family in list_families():
-            print(f"Family: {family.name}:<name> ({(family.__doc__ or '').strip().splitlines()[0]})")
+            print(f"Family: {family.name}:<name> builds that member of the {family.name} family, from scratch at the "
+                  f"task's resolution (its name goes to the config key {family.family_key!r})")
         return 0
 
 
@@ -278,10 +252,10 @@ class DataInfoCommand(Command):
 
         task = get_task(args.task)
         root = data.data_dir(args.data_dir)
-        need, have = 2 * args.n * _sample_bytes(task), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        need, have = 2 * args.n * data.sample_bytes(task), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         if need > have:  # the samples are held in memory (and concatenated once)
-            raise BenchError(f"--n {args.n}: describing {task.name} needs about {_gb(need)} of memory, this "
-                             f"machine has {_gb(have)}: pass a smaller --n")
+            raise BenchError(f"--n {args.n}: describing {task.name} needs about {need / 1e9:.3g} GB of memory, this "
+                             f"machine has {have / 1e9:.3g} GB: pass a smaller --n")
         t0 = time.perf_counter()
         if args.source == "synthetic":
             y = data.synthetic_labels(args.n, args.seed)
@@ -343,12 +317,8 @@ class DataPrepareCommand(Command):
         source = data.Source(getattr(args, "source", self.sources[0]))
         root = data.data_dir(args.data_dir)
         if source is data.Source.SYNTHETIC:
-            need = sum(_sample_bytes(get_task(t)) * (args.n or get_task(t).default_n_samples)
-                       for t in _task_names(args.task))
-            free = shutil.disk_usage(_existing_ancestor(root)).free
-            if need > free:
-                raise BenchError(f"--n {args.n}: the splits need about {_gb(need)} in {root}, which has "
-                                 f"{_gb(free)} free: pass a smaller --n or another --data-dir")
+            data.check_room([get_task(t) for t in _task_names(args.task)], root, seed=args.seed, n_samples=args.n,
+                            option="--n")
         for name in _task_names(args.task):
             t0 = time.perf_counter()
             prepared = data.prepare(get_task(name), source=source, root=root,
@@ -431,7 +401,7 @@ class RunCommand(Command):
             return 130
         try:  # merged with the board, under a file lock
             leaderboard.update(spec.runs_dir, Path(args.leaderboard_dir))
-        except OSError as e:  # the results are saved; only the board could not be written
+        except (OSError, BenchError) as e:  # the results are saved; only the board could not be written
             print(f"bench: warning: leaderboard not updated ({e}); run `bench leaderboard --rebuild` later",
                   file=sys.stderr)
         if outcome.failures:

@@ -16,10 +16,11 @@ import dataclasses
 import enum
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from benchmark.tasks.base import FileSet
 
 CACHE_VERSION = 1
 CHUNK = 2048  # samples per generated / read chunk: bounds memory, fixes the synthetic RNG streams
+MIN_SAMPLES = 20  # the fewest that split into train, validation and test, each with both classes
 
 
 class Split(enum.Enum):
@@ -83,10 +85,12 @@ def load_prepared(task: TaskSpec, path: Path) -> Prepared | None:
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """``--data-dir``, else ``$BENCH_DATA_DIR``, else the user cache directory."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get("BENCH_DATA_DIR"):
-        return Path(os.environ["BENCH_DATA_DIR"]).expanduser()
+    for given, what in ((explicit, "--data-dir"), (os.environ.get("BENCH_DATA_DIR"), "$BENCH_DATA_DIR")):
+        if given:
+            try:
+                return Path(given).expanduser()
+            except RuntimeError as e:  # ~user of no such user
+                raise DataError(f"{what} {given}: {e}") from None
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "hepbench"
 
@@ -163,14 +167,8 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, n_samp
         file_set, paths = located
         identity = {"files": {name: {"path": str(p), "sha256": sha256(p)} for name, p in paths.items()}}
     else:
-        n = n_samples or task.default_n_samples
-        if n < 20:
-            raise DataError(f"--n-samples {n} is too small for {task.name}: need at least 20 to split")
-        identity = {"n_samples": n, "generator_version": task.generator_version}
-    identity = {"cache_version": CACHE_VERSION, "task": task.name, "source": source.value, "seed": seed,
-                "split_fractions": task.split_fractions, **identity}
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    final = root / "prepared" / task.name / f"{source.value}-{key}"
+        identity = {"n_samples": _checked_n(task, n_samples), "generator_version": task.generator_version}
+    identity, final = _cache_entry(task, source, root, seed, identity)
     if (cached := load_prepared(task, final)) is not None:
         return cached
 
@@ -204,6 +202,48 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, n_samp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return load_prepared(task, final)
+
+
+def _checked_n(task: TaskSpec, n_samples: int | None) -> int:
+    n = n_samples or task.default_n_samples
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_SAMPLES:
+        raise DataError(f"--n-samples {n} is too small for {task.name}: need at least {MIN_SAMPLES} to split "
+                        "(train, validation and test, each with both classes)")
+    return n
+
+
+def _cache_entry(task: TaskSpec, source: Source, root: Path, seed: int, identity: dict) -> tuple[dict, Path]:
+    """Everything the arrays depend on, and the cache directory named by its hash."""
+    identity = {"cache_version": CACHE_VERSION, "task": task.name, "source": source.value, "seed": seed,
+                "split_fractions": task.split_fractions, **identity}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return identity, Path(root) / "prepared" / task.name / f"{source.value}-{key}"
+
+
+def sample_bytes(task: TaskSpec) -> int:
+    """Bytes one prepared sample of ``task`` takes on disk (float32 image, aux, features; int8 label)."""
+    return 4 * (math.prod(task.image_shape) + len(task.aux_names) + len(task.feature_names)) + 1
+
+
+def check_room(tasks: Iterable[TaskSpec], root: Path, *, seed: int, n_samples: int | None, option: str) -> None:
+    """Refuse synthetic splits that are too few to split or would not fit on the disk of ``root``
+    (splits already in the cache cost nothing). One-line :class:`DataError`s."""
+    need = 0
+    try:
+        for task in tasks:
+            n = _checked_n(task, n_samples)
+            _, path = _cache_entry(task, Source.SYNTHETIC, root, seed,
+                                   {"n_samples": n, "generator_version": task.generator_version})
+            if not (path / "manifest.json").is_file():
+                need += n * sample_bytes(task)
+        existing = Path(os.path.abspath(root))
+        existing = next(p for p in (existing, *existing.parents) if p.is_dir())
+        free = shutil.disk_usage(existing).free
+    except OSError as e:
+        raise DataError(f"data directory {root}: {e.strerror or e}; pass a usable --data-dir") from None
+    if need > free:
+        raise DataError(f"{option} {n_samples}: the synthetic splits need about {need / 1e9:.3g} GB in {root}, "
+                        f"which has {free / 1e9:.3g} GB free: pass a smaller {option} or another --data-dir")
 
 
 def _write_splits(task: TaskSpec, out: Path, y_all: np.ndarray, splits: dict[Split, np.ndarray],

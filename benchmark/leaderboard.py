@@ -35,7 +35,7 @@ from pathlib import Path
 
 from benchmark import records
 from benchmark.errors import BenchError
-from benchmark.files import atomic_savez, atomic_write_text
+from benchmark.files import atomic_savez, atomic_write_text, make_dir
 from benchmark.tables import aligned, markdown
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_hash", "format_csv", "format_markdown",
@@ -192,7 +192,7 @@ def rebuild(runs_dir: Path, out_dir: Path) -> list[Row]:
 def _write_board(runs_dir: Path, out_dir: Path, *, fresh: bool) -> list[Row]:
     from filelock import FileLock
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir, fix="pass a writable --leaderboard-dir / --out")
     with FileLock(str(out_dir / LOCK_NAME)):
         if fresh:
             stale = [out_dir / CSV_NAME, out_dir / MD_NAME, *(p for g in _FIGURE_GLOBS for p in out_dir.glob(g))]

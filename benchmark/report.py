@@ -29,7 +29,7 @@ import numpy as np
 from benchmark import metrics, records
 from benchmark.errors import BenchError
 from benchmark.tables import markdown
-from benchmark.files import atomic_write_text
+from benchmark.files import atomic_write_text, make_dir
 from benchmark.plots import figure, save
 
 __all__ = ["write_report"]
@@ -45,7 +45,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, holdout: bool = 
         raise BenchError(f"{run_dir}: no finished search in it (no <task>/<model>/trials.json): "
                          "pass a run directory written by `bench run`, e.g. runs/<name>")
     out = Path(out_dir) if out_dir else run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, fix="pass a writable --out")
     parts = [f"# HPO report: run `{run_dir.name}`\n",
              "Validation AUC drives the search; test AUC is measured once, for the best configuration. "
              "Robustness tables are on the test split.\n"]

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import data, environment, records
-from benchmark.errors import BenchError, DivergedError, one_line
+from benchmark.errors import BenchError, ConfigError, DivergedError, one_line
 from benchmark.files import atomic_savez, atomic_write, make_dir
 from benchmark.strategies import METRIC, MODE, make_sampler, scheduler_class
 # Retries of a failed trial (Tune's FailureConfig.max_failures), for lost nodes and actors. A config that
@@ -103,14 +103,59 @@ class Checked:
     spaces: Mapping[str, Any]  # model -> SearchSpace
 
 
+STORAGE_SCHEMES = ("file", "local", "mock", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")  # pyarrow's
+
+
+def storage_problem(storage: str) -> str | None:
+    """What is wrong with ``storage`` as Ray Tune's storage path (a URI of a file system pyarrow knows,
+    or an absolute path), or None."""
+    import unicodedata
+
+    if "://" not in storage:
+        return None if os.path.isabs(storage) else "a URI or an absolute path"
+    scheme, rest = storage.split("://", 1)
+    if scheme not in STORAGE_SCHEMES:
+        return f"unknown scheme {scheme!r}; Ray Tune knows {', '.join(s + '://' for s in STORAGE_SCHEMES)} and local paths"
+    if any(c.isspace() or unicodedata.category(c).startswith("C") or ord(c) > 127 for c in rest) or \
+            re.search(r"%(?![0-9A-Fa-f]{2})", rest):
+        return "not a valid URI (percent-encode spaces, non-ASCII and control characters)"
+    if scheme in ("file", "local") and not rest.startswith("/"):
+        return f"a {scheme}:// URI needs an absolute path ({scheme}:///dir), or pass the path itself"
+    if scheme not in ("file", "local", "mock") and not rest.split("/", 1)[0]:
+        return f"no bucket or host after {scheme}://"
+    return None
+
+
+def parse_address(address: str, label: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IP, ``[IPv6]`` or a host name; port 1-65535) as (host, port); anything else,
+    and Ray Client's ``ray://``, a one-line BenchError."""
+    import ipaddress
+
+    if address.startswith("ray://"):  # Tune would run its driver on the head, away from the run directory
+        raise BenchError(f"{label} {address}: Ray Client (ray://) runs Tune's driver on the head node, where this "
+                         f"machine's run directory is not; run `bench run --address HOST:6379` on a machine of the "
+                         f"cluster, or `ray job submit -- bench run ...` (README: Scaling out)")
+    parsed = re.fullmatch(r"(\[[^]]+\]|[^:/\[\]]+):([0-9]{1,5})", address)
+    if parsed is None or not 1 <= int(parsed[2]) <= 65535:
+        raise BenchError(f"{label} {address!r}: expected auto or HOST:PORT with a port from 1 to 65535 "
+                         "(the head's GCS port, 6379 by default)")
+    host = parsed[1]
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    except ValueError:
+        label_re = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+        if host.startswith("[") or len(host) > 253 or not all(
+                re.fullmatch(label_re, part) for part in host.removesuffix(".").split(".")):
+            raise BenchError(f"{label} {address!r}: {host!r} is neither an IP address nor a host name "
+                             "(letters, digits and '-' between dots; IDN as punycode)") from None
+    return host.strip("[]"), int(parsed[2])
+
+
 def check(spec: RunSpec) -> Checked:
     """Every check that needs no Ray: names, search spaces, directories. Bad input fails here, in a
     second, with a :class:`BenchError`; nothing is written but the directories ``spec`` names."""
-    import ipaddress
-    import json
-    import shutil
 
-    from benchmark.errors import ConfigError, DataError
+    from benchmark.errors import DataError
     from benchmark.models import create_model, get_model_class
     from benchmark.search_space import load_space
     from benchmark.tasks import get_task
@@ -134,6 +179,20 @@ def check(spec: RunSpec) -> Checked:
     except (OSError, ValueError) as e:
         raise BenchError(f"run directory {spec.runs_dir / name}: {getattr(e, 'strerror', None) or e}; "
                          "pass a shorter --runs-dir or --name") from None
+
+    # numbers: what numpy, Optuna, scikit-learn and Ray take
+    for option, value in (("--trials", spec.trials), ("--max-epochs", spec.max_epochs), ("--repeats", spec.repeats),
+                          ("--concurrency", 1 if spec.concurrency is None else spec.concurrency)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BenchError(f"{option} {value!r}: must be a positive integer")
+        if value > sys.maxsize:  # Tune's own "unlimited"; beyond it int64 counters overflow
+            raise BenchError(f"{option} {value}: at most 2**63 - 1 = {sys.maxsize}")
+    if spec.repeats > max_repeats:
+        raise BenchError(f"--repeats {spec.repeats}: at most {max_repeats} (each one retrains the best config)")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= max_seed - (spec.repeats - 1):
+        raise BenchError(f"--seed {spec.seed!r}: must be an integer from 0 to 2**32 - 1 = {max_seed}"
+                         + (f" less --repeats - 1 (the repeats use seeds SEED..SEED+{spec.repeats - 1})"
+                            if spec.repeats > 1 else ""))
 
     tasks = tuple(get_task(t) for t in dict.fromkeys(spec.tasks))
     if not spec.models:
@@ -160,29 +219,20 @@ def check(spec: RunSpec) -> Checked:
         if cls.fidelity is not None and cls.fidelity in spaces[m].names():
             fixed[cls.fidelity] = spec.max_epochs  # as _search fixes it
         for task in tasks:
-            try:
-                create_model(m, task, fixed)
-            except (BenchError, TypeError, ValueError) as e:
-                where = f" (the fixed values of {spaces[m].path})" if fixed else ""
-                raise ConfigError(f"--model {m} on {task.name}{where}: {e}") from None
+            for config, where in (({}, ""), (fixed, f" with the fixed values of {spaces[m].path}")):
+                try:
+                    create_model(m, task, config)
+                except (BenchError, TypeError, ValueError) as e:
+                    raise ConfigError(f"--model {m} on {task.name}{where}: {e}") from None
 
-    # numbers: what numpy, Optuna, scikit-learn and Ray take
-    for option, value in (("--trials", spec.trials), ("--max-epochs", spec.max_epochs), ("--repeats", spec.repeats),
-                          ("--concurrency", 1 if spec.concurrency is None else spec.concurrency)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BenchError(f"{option} {value!r}: must be a positive integer")
-    if spec.repeats > max_repeats:
-        raise BenchError(f"--repeats {spec.repeats}: at most {max_repeats} (each one retrains the best config)")
-    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= max_seed - (spec.repeats - 1):
-        raise BenchError(f"--seed {spec.seed!r}: must be an integer from 0 to 2**32 - 1 = {max_seed}"
-                         + (f" less --repeats - 1 (the repeats use seeds SEED..SEED+{spec.repeats - 1})"
-                            if spec.repeats > 1 else ""))
     for option, value in (("--cpus-per-trial", spec.cpus_per_trial), ("--gpus-per-trial", spec.gpus_per_trial)):
         if not math.isfinite(value) or value < 0 or 0 < value < finest:
             raise BenchError(f"{option} {value:g}: Ray schedules resources in steps of {finest:g}: pass 0 "
                              f"(GPUs only) or a finite number of at least {finest:g}")
     if spec.cpus_per_trial == 0:
         raise BenchError("--cpus-per-trial 0: every trial needs a share of a CPU (at least 0.0001)")
+    if spec.address is not None and not spec.address.strip():
+        raise BenchError(f"--address {spec.address!r}: pass auto or HOST:PORT, or leave --address out for a local Ray")
     address, label = (spec.address, "--address") if spec.address else (os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS")
     if not address:  # a local Ray, with this machine's CPUs and GPUs (see _init_ray)
         cpus = os.cpu_count() or 1
@@ -192,40 +242,14 @@ def check(spec: RunSpec) -> Checked:
         if spec.gpus_per_trial > 0 and spec.gpus_per_trial > (gpus := len(environment.gpu_names())):
             raise BenchError(f"--gpus-per-trial {spec.gpus_per_trial:g}: this machine has {gpus} GPUs (a local "
                              f"Ray): ask for at most {gpus}, or pass the --address of a cluster that has them")
-    # the cluster address, as _connect reads it (a host name it cannot encode would fail there with a traceback)
-    elif address.startswith("ray://"):
-        raise BenchError(f"{label} {address}: Ray Client (ray://) runs Tune's driver on the head node, where this "
-                         f"machine's run directory is not; run `bench run --address HOST:6379` on a machine of the "
-                         f"cluster, or `ray job submit -- bench run ...` (README: Scaling out)")
     elif address != "auto":
-        parsed = re.fullmatch(r"(\[[^]]+\]|[^:/\[\]]+):([0-9]{1,5})", address)
-        if parsed is None or not 1 <= int(parsed[2]) <= 65535:
-            raise BenchError(f"{label} {address!r}: expected auto or HOST:PORT with a port from 1 to 65535 "
-                             "(the head's GCS port, 6379 by default)")
-        host = parsed[1]
-        try:
-            ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
-        except ValueError:
-            label_re = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-            if host.startswith("[") or len(host) > 253 or not all(
-                    re.fullmatch(label_re, part) for part in host.removesuffix(".").split(".")):
-                raise BenchError(f"{label} {address!r}: {host!r} is neither an IP address nor a host name "
-                                 "(letters, digits and '-' between dots; IDN as punycode)") from None
+        parse_address(address, label)  # as _connect reads it, which would fail later, after Ray's start-up
 
     # where Tune keeps its state
     if spec.storage is not None:
-        if "://" in spec.storage:
-            scheme, rest = spec.storage.split("://", 1)
-            schemes = ("file", "local", "mock", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")  # pyarrow's
-            if scheme not in schemes:
-                raise BenchError(f"--storage {spec.storage}: unknown scheme {scheme!r}; Ray Tune knows "
-                                 f"{', '.join(s + '://' for s in schemes)} and local paths")
-            if (scheme in ("file", "local") and not rest.startswith("/")) or (scheme != "mock" and not rest.strip("/")) \
-                    or any(c.isspace() or ord(c) < 32 or ord(c) > 126 for c in rest):
-                raise BenchError(f"--storage {spec.storage!r}: not a usable {scheme}:// URI (a bucket or host and a "
-                                 "path; an absolute path for file://; spaces and non-ASCII percent-encoded)")
-        elif not os.path.isabs(spec.storage):
-            raise BenchError(f"--storage {spec.storage}: a URI or an absolute path")
+        problem = storage_problem(spec.storage)
+        if problem:
+            raise BenchError(f"--storage {spec.storage!r}: {problem}")
         for task in tasks:
             for m in spec.models:
                 experiment = f"{name}-{task.name}-{m.replace(':', '_')}"
@@ -234,35 +258,13 @@ def check(spec: RunSpec) -> Checked:
                                      "pass a shorter --name")
 
     # the data: real files where --source real asks for them, room for the synthetic splits
-    need, root = 0, Path(spec.data_root)
-    try:
-        for task in tasks:
-            real = data.locate_real(task, root) if spec.source != "synthetic" else None
-            if spec.source == "real" and real is None:
-                raise DataError(data.missing_real_message(task, root))
-            if real is not None:
-                continue
-            n = spec.n_samples or task.default_n_samples
-            if isinstance(n, bool) or not isinstance(n, int) or n < 20:
-                raise DataError(f"--n-samples {n} is too small for {task.name}: need at least 20 to split "
-                                "(train, validation and test, each with both classes)")
-            cached = False
-            for manifest in (root / "prepared" / task.name).glob("synthetic-*/manifest.json"):
-                try:
-                    m = json.loads(manifest.read_text())
-                    cached |= (m.get("n_samples"), m.get("seed"), m.get("generator_version")) == \
-                        (n, spec.seed, task.generator_version)
-                except (OSError, ValueError):
-                    pass
-            if not cached:
-                need += n * (4 * (math.prod(task.image_shape) + len(task.aux_names) + len(task.feature_names)) + 1)
-        existing = next(p for p in (root.absolute(), *root.absolute().parents) if p.is_dir())
-        free = shutil.disk_usage(existing).free
-    except OSError as e:
-        raise DataError(f"data directory {root}: {e.strerror or e}; pass a usable --data-dir") from None
-    if need > free:
-        raise DataError(f"--n-samples {spec.n_samples}: the synthetic splits need about {need / 1e9:.3g} GB in "
-                        f"{root}, which has {free / 1e9:.3g} GB free: pass a smaller --n-samples or another --data-dir")
+    root = Path(spec.data_root)
+    real = {t.name: data.locate_real(t, root) if spec.source != "synthetic" else None for t in tasks}
+    missing = [t for t in tasks if spec.source == "real" and real[t.name] is None]
+    if missing:
+        raise DataError(data.missing_real_message(missing[0], root))
+    data.check_room([t for t in tasks if real[t.name] is None], root, seed=spec.seed, n_samples=spec.n_samples,
+                    option="--n-samples")
 
     make_dir(spec.data_root / "prepared")  # unwritable directories fail here, before Ray starts
     make_dir(spec.runs_dir, fix="pass a writable --runs-dir")
@@ -522,12 +524,12 @@ def _trial(config: dict, *, model_name: str, prep: dict, seed: int) -> None:
 
 
 def _config_failure(e: BaseException) -> str | None:
-    """One line if ``e`` is a failure of the configuration itself (diverged loss, out of memory),
-    which a retry would only repeat; None for anything else."""
+    """One line if ``e`` is a failure of the configuration itself (diverged loss, out of memory, a config
+    the model refuses), which a retry would only repeat; None for anything else."""
     text = str(e).lower()
     out_of_memory = isinstance(e, MemoryError) or (
         isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
-    if isinstance(e, DivergedError) or out_of_memory:
+    if isinstance(e, (DivergedError, ConfigError)) or out_of_memory:
         return one_line(e, typed=True, last_line=True)
     return None
 
@@ -776,20 +778,15 @@ def _connect(address: str, label: str, **init_kwargs) -> None:
     import ray
 
     how = "start one with `ray start --head` and pass the address it prints, or check host, port and firewall"
-    if address.startswith("ray://"):  # Tune would run its driver on the head, away from the run directory
-        raise BenchError(f"{label} {address}: Ray Client (ray://) runs Tune's driver on the head node, where this "
-                         f"machine's run directory is not; run `bench run --address HOST:6379` on a machine of the "
-                         f"cluster, or `ray job submit -- bench run ...` (README: Scaling out)")
     if address != "auto":
-        parsed = re.fullmatch(r"(\[[^]]+\]|[^:/\[\]]+):(\d+)", address)
-        if parsed is None:
-            raise BenchError(f"{label} {address!r}: expected auto or HOST:PORT (the head's GCS port, 6379 by default)")
-        host, port = parsed[1].strip("[]"), int(parsed[2])
+        host, port = parse_address(address, label)
         try:
             socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
         except OSError as e:
             raise BenchError(f"{label} {address}: no Ray cluster reachable at {host}:{port} "
                              f"({e.strerror or type(e).__name__}); {how}") from None
+        except UnicodeError as e:  # a host name IDNA cannot encode
+            raise BenchError(f"{label} {address}: not a host name ({e}); {how}") from None
     try:
         ray.init(address=address, **init_kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:  # e.g. `auto` finds no cluster on this machine
