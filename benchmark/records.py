@@ -201,10 +201,7 @@ class TestMetrics:
     @classmethod
     def from_json(cls, d: Mapping) -> TestMetrics:
         names = [f.name for f in dataclasses.fields(TestRun)]
-        runs = d.get("repeats") or [d]
-        first = {k: d.get(k) for k in names}
-        return cls(tuple(TestRun(**{k: (first[k] if i == 0 and k not in r else r[k]) for k in names})
-                         for i, r in enumerate(runs)))
+        return cls(tuple(TestRun(**{k: r[k] for k in names}) for r in d.get("repeats") or [d]))
 
 
 @dataclasses.dataclass(frozen=True)

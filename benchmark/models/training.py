@@ -55,7 +55,6 @@ TRAIN_DEFAULTS: Mapping[str, Any] = {
 }
 
 
-
 # --- config checks (at the public edge: the model's constructor) ----------------------------------
 
 def number(kind: type, *, low: float | None = None, high: float | None = None,

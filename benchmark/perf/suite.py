@@ -102,8 +102,6 @@ def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, comma
                   load_before=load_before, load_after=environment.load_average())
 
 
-
-
 def hardware() -> dict:
     """The machine, the library versions that set the speed, and torch's thread count."""
     import torch

@@ -427,7 +427,8 @@ class AtlasTopoRootReader(_AtlasReader):
         except DataError:
             raise
         except Exception as e:  # uproot raises many types for damaged files; all mean the same to the user
-            raise DataError(f"{path}: not a readable ROOT file ({one_line(e, typed=True, limit=200)}); copy it again") from None
+            raise DataError(f"{path}: not a readable ROOT file ({one_line(e, typed=True, limit=200)}); "
+                            "copy it again") from None
         check_keys(branches, (*LAYERS, *SCALARS, LABEL), path)
         first = self._read([*LAYERS, *SCALARS, LABEL], 0, min(n, 1))
         shapes = {k: ((n, *v.shape[1:]), v.dtype) for k, v in first.items()}
@@ -440,8 +441,8 @@ class AtlasTopoRootReader(_AtlasReader):
             arrays = self._tree.arrays(keys, entry_start=start, entry_stop=stop, library="ak")
             return {k: ak.to_numpy(ak.to_regular(arrays[k], axis=None)) for k in keys}
         except Exception as e:
-            raise DataError(f"{self.files[0]}: cannot read entries {start}-{stop} of {TREE!r} ({one_line(e, typed=True, limit=200)}); "
-                            "the file may be damaged, and jagged branches must have the fixed layer sizes") from None
+            raise DataError(f"{self.files[0]}: cannot read entries {start}-{stop} of {TREE!r} "
+                            f"({one_line(e, typed=True, limit=200)}); the file may be damaged, and jagged branches must have the fixed layer sizes") from None
 
 
 def _import_uproot():
