@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import time
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,6 @@ class Command(abc.ABC):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-MAX_SEED = 2**32 - 1  # numpy's RandomState (Optuna's samplers, scikit-learn) takes seeds in [0, 2**32)
 NAME_MAX, PATH_MAX = 255, 4096  # bytes in one path component, and in a whole path (Linux)
 
 
@@ -78,6 +76,8 @@ def non_negative_float(text: str) -> float:
 
 def seed(text: str) -> int:
     """A seed numpy, Optuna's samplers and scikit-learn all take: an integer in [0, 2**32 - 1]."""
+    from benchmark.runner import MAX_SEED
+
     try:
         value = int(text)
     except ValueError:
@@ -149,18 +149,12 @@ def output_dir(text: str) -> str:
 
 
 def run_name(text: str) -> str:
-    """One directory name inside ``--runs-dir``: not a path, nothing the file system or a terminal mangles."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty run name: pass a name, or leave --name out for a timestamp")
-    if text in (".", "..") or "/" in text or (os.altsep and os.altsep in text):
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is a path, not a name: the run goes to RUNS_DIR/NAME "
-                                         "(pass --runs-dir for another place)")
-    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cs")]
-    if bad:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} contains the character {bad[0]!r}: use letters, "
-                                         "digits, '-', '_' or '.'")
-    if len(text.encode("utf-8")) > 200:  # leaves room for the suffixes of Tune's experiment names
-        raise argparse.ArgumentTypeError(f"a run name of {len(text.encode('utf-8'))} bytes (at most 200)")
+    """One directory name inside ``--runs-dir`` (``runner.run_name_problem``)."""
+    from benchmark.runner import run_name_problem
+
+    problem = run_name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"run name {problem}")
     return text
 
 
@@ -185,12 +179,6 @@ def storage_location(text: str) -> str:
             output_dir(text.split("://", 1)[1])
         return text
     return str(Path(output_dir(text)).resolve())
-
-
-def _creatable(path: Path, option: str) -> None:
-    problem = _uncreatable(path)
-    if problem:
-        raise BenchError(f"cannot create the directory {path}: {problem}; pass a writable {option}")
 
 
 def _task_names(args_task: str) -> list[str]:
@@ -246,14 +234,14 @@ class DataInfoCommand(Command):
         parser.add_argument("--seed", type=seed, default=0)
 
     def run(self, args):
-        from benchmark import data
+        from benchmark import data, environment
         from benchmark.stats import describe, format_stats
         from benchmark.tasks import RawBatch, get_task
 
         task = get_task(args.task)
         root = data.data_dir(args.data_dir)
-        need, have = 2 * args.n * data.sample_bytes(task), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        if need > have:  # the samples are held in memory (and concatenated once)
+        need, have = 2 * args.n * data.sample_bytes(task), environment.total_memory()
+        if have is not None and need > have:  # the samples are held in memory (and concatenated once)
             raise BenchError(f"--n {args.n}: describing {task.name} needs about {need / 1e9:.3g} GB of memory, this "
                              f"machine has {have / 1e9:.3g} GB: pass a smaller --n")
         t0 = time.perf_counter()
@@ -369,14 +357,12 @@ class RunCommand(Command):
 
     def run(self, args):
         from benchmark import data, leaderboard
-        from benchmark.models import get_model_class, list_models
+        from benchmark.models import list_models
         from benchmark.runner import RunSpec, SearchFailed, run
 
         if args.resume and not args.name:
             raise BenchError("--resume needs the --name of the run to continue")
-        models = tuple(args.model or [m.name for m in list_models()])
-        for m in models:
-            get_model_class(m)
+        models = tuple(args.model or [m.name for m in list_models()])  # checked with the rest in runner.check
         spaces = {}
         for model, path in args.space:
             if not model and len(models) != 1:
@@ -430,8 +416,6 @@ class LeaderboardCommand(Command):
         out, runs_dir = Path(args.out), Path(args.runs_dir)
         if args.rebuild and not runs_dir.is_dir():  # rebuilding from nothing would empty the board
             raise BenchError(f"--rebuild: no runs directory {runs_dir} (pass --runs-dir)")
-        if args.rebuild:
-            _creatable(out, "--out")
         rows = leaderboard.rebuild(runs_dir, out) if args.rebuild else leaderboard.load(out)
         rows = [r for r in rows if task is None or r.task == task]
         if args.format == "csv":
@@ -459,7 +443,6 @@ class ReportCommand(Command):
         run_dir = Path(args.run_dir)
         if not run_dir.is_dir():
             raise BenchError(f"no run directory {run_dir}: `bench run --name NAME` writes runs/NAME")
-        _creatable(Path(args.out) if args.out else run_dir / "report", "--out")
         path = write_report(run_dir, Path(args.out) if args.out else None, holdout=not args.no_holdout)
         print(f"report: {path}")
         return 0

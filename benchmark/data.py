@@ -167,7 +167,7 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, n_samp
         file_set, paths = located
         identity = {"files": {name: {"path": str(p), "sha256": sha256(p)} for name, p in paths.items()}}
     else:
-        identity = {"n_samples": _checked_n(task, n_samples), "generator_version": task.generator_version}
+        identity = _synthetic_identity(task, _checked_n(task, n_samples))
     identity, final = _cache_entry(task, source, root, seed, identity)
     if (cached := load_prepared(task, final)) is not None:
         return cached
@@ -212,6 +212,10 @@ def _checked_n(task: TaskSpec, n_samples: int | None) -> int:
     return n
 
 
+def _synthetic_identity(task: TaskSpec, n: int) -> dict:
+    return {"n_samples": n, "generator_version": task.generator_version}
+
+
 def _cache_entry(task: TaskSpec, source: Source, root: Path, seed: int, identity: dict) -> tuple[dict, Path]:
     """Everything the arrays depend on, and the cache directory named by its hash."""
     identity = {"cache_version": CACHE_VERSION, "task": task.name, "source": source.value, "seed": seed,
@@ -232,8 +236,7 @@ def check_room(tasks: Iterable[TaskSpec], root: Path, *, seed: int, n_samples: i
     try:
         for task in tasks:
             n = _checked_n(task, n_samples)
-            _, path = _cache_entry(task, Source.SYNTHETIC, root, seed,
-                                   {"n_samples": n, "generator_version": task.generator_version})
+            _, path = _cache_entry(task, Source.SYNTHETIC, root, seed, _synthetic_identity(task, n))
             if not (path / "manifest.json").is_file():
                 need += n * sample_bytes(task)
         existing = Path(os.path.abspath(root))

@@ -2,6 +2,7 @@
 (``run.json``) and into ``bench perf``'s page, from this one place."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -27,7 +28,7 @@ def versions() -> dict[str, str | None]:
 
 def hardware() -> dict[str, Any]:
     """CPU model and cores, memory, GPUs, OS and Python. Imports torch only to count CUDA devices."""
-    memory = _total_memory()
+    memory = total_memory()
     names = gpu_names()
     return {"cpu": _cpu_model(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -36,14 +37,15 @@ def hardware() -> dict[str, Any]:
             "python": sys.version.split()[0]}
 
 
-def gpu_names() -> list[str]:
-    """The local CUDA devices' names ([] without a usable CUDA runtime)."""
+@functools.lru_cache(maxsize=1)
+def gpu_names() -> tuple[str, ...]:
+    """The local CUDA devices' names (none without a usable CUDA runtime); probed once per process."""
     try:
         import torch
 
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return tuple(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     except Exception:  # no usable CUDA runtime: a CPU machine
-        return []
+        return ()
 
 
 def load_average() -> tuple[float, float, float] | None:
@@ -64,7 +66,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _total_memory() -> int | None:
+def total_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

@@ -37,6 +37,7 @@ from benchmark import records
 from benchmark.errors import BenchError
 from benchmark.files import atomic_savez, atomic_write_text, make_dir
 from benchmark.tables import aligned, markdown
+from benchmark.tasks import find_task
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_hash", "format_csv", "format_markdown",
            "format_table", "load", "rebuild", "update"]
@@ -256,7 +257,7 @@ def _write_figures(rows: list[Row], out_dir: Path) -> None:
     from benchmark import plots
 
     for task_name in dict.fromkeys(r.task for r in rows):
-        task = _task(task_name)
+        task = find_task(task_name)
         if task is None:
             continue
         mine = [r for r in rows if r.task == task_name and arrays_path(out_dir, r).is_file()]
@@ -368,7 +369,7 @@ def _cells(r: Row, rank: int) -> tuple[str, ...]:
 def _literature(task_name: str) -> list[tuple[tuple[str, ...], str]]:
     """One row per published (model, source) of the task, each metric in its own column, with the
     source apart (long: the Markdown puts it in the row, the terminal table below the table)."""
-    task = _task(task_name)
+    task = find_task(task_name)
     grouped: dict[tuple[str, str], dict[str, float]] = {}
     for ref in (task.references if task else ()):
         grouped.setdefault((ref.model, ref.source), {})[ref.metric] = ref.value
@@ -404,20 +405,11 @@ def _by_task(rows: list[Row]) -> dict[str, list[Row]]:
 
 
 def _task_text(task_name: str) -> str:
-    task = _task(task_name)
+    task = find_task(task_name)
     if task is None:
         return "not a task of this hepbench version."
     return (f"{task.description.rstrip('.')}. Signal (label 1) = {task.class_names[1]}, "
             f"background (label 0) = {task.class_names[0]}.")
-
-
-def _task(name: str):
-    from benchmark.tasks import get_task
-
-    try:
-        return get_task(name)
-    except BenchError:  # a result from a task this version does not know: show it, without extras
-        return None
 
 
 def _known_tasks() -> list[str]:

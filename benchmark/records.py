@@ -51,7 +51,7 @@ class Epoch:
 
     @classmethod
     def from_json(cls, d: Mapping) -> Epoch:
-        fixed = {"epoch", "val_auc", "time_this_iter_s", "node_id", "reported_at", "trial_id"}
+        fixed = {"epoch", "val_auc", "time_this_iter_s", "node_id", "reported_at"}
         return cls(epoch=int(d["epoch"]), val_auc=float(d["val_auc"]), wall_s=d.get("time_this_iter_s"),
                    reported_at=d.get("reported_at"), node_id=d.get("node_id"),
                    metrics={k: float(v) for k, v in d.items() if k not in fixed})

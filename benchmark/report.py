@@ -28,9 +28,10 @@ import numpy as np
 
 from benchmark import metrics, records
 from benchmark.errors import BenchError
-from benchmark.tables import markdown
 from benchmark.files import atomic_write_text, make_dir
 from benchmark.plots import figure, save
+from benchmark.tables import markdown
+from benchmark.tasks import find_task
 
 __all__ = ["write_report"]
 
@@ -55,7 +56,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, holdout: bool = 
         for study in mine:
             parts.append(_study_section(study, out))
         parts.append(_robustness_section(task_name, mine, out))
-        task = _task(task_name)
+        task = find_task(task_name)  # None for a task this version does not know: no task-specific sections
         if holdout and task is not None and task.holdout_aux:
             parts.append(_holdout_section(run_dir, task, mine, out))
     path = out / "report.md"
@@ -337,12 +338,3 @@ def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str
             f"Retrained with the best configuration and seed on the training split minus one {aux} range "
             "(early stopping on the validation split minus the same range), then tested on that range only.\n\n"
             + markdown(lines) + f"\n\n![hold-out]({name})\n")
-
-
-def _task(name: str):
-    from benchmark.tasks import get_task
-
-    try:
-        return get_task(name)
-    except BenchError:  # a run of a task this version does not know: no task-specific sections
-        return None

@@ -82,15 +82,14 @@ class RunSpec:
     argv: tuple[str, ...] = ()
 
 
-def resolve_source(task, spec: RunSpec) -> data.Source:
-    if spec.source == "real":
-        return data.Source.REAL
-    if spec.source == "auto" and data.locate_real(task, spec.data_root) is not None:
-        return data.Source.REAL
-    if spec.source == "auto":
-        print(f"NOTE {task.name}: no real files in {data.raw_dir(task, spec.data_root)}: using SYNTHETIC data "
-              f"(`bench data fetch {task.name}` or --source real for the real set)", file=sys.stderr)
-    return data.Source.SYNTHETIC
+def study_dir(run_dir: Path, task: str, model: str) -> Path:
+    """Where the search of (task, model) keeps its records inside ``run_dir``."""
+    return Path(run_dir) / task / model.replace(":", "_")
+
+
+def _experiment(spec: RunSpec, task: str, model: str) -> str:
+    """Tune's experiment name of a search under a shared ``--storage``: one per (run, task, model)."""
+    return f"{spec.name}-{task}-{model.replace(':', '_')}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +100,28 @@ class Checked:
     run_dir: Path
     tasks: tuple  # TaskSpec
     spaces: Mapping[str, Any]  # model -> SearchSpace
+    sources: Mapping[str, data.Source]  # task -> the data it runs on
+
+
+#: Seeds numpy's RandomState (Optuna's samplers, scikit-learn) takes: [0, 2**32).
+MAX_SEED = 2**32 - 1
+
+
+def run_name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as a run's directory inside ``--runs-dir`` (one name, not a path,
+    nothing a file system or a terminal mangles, room for Tune's experiment suffixes), or None."""
+    import unicodedata
+
+    if not name.strip():
+        return "empty: pass a name, or leave --name out for a timestamp"
+    if name in (".", "..") or "/" in name or (os.altsep and os.altsep in name):
+        return f"{name!r} is a path, not a name: the run goes to RUNS_DIR/NAME (pass --runs-dir for another place)"
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cs")]
+    if bad:
+        return f"{name[:60]!r} contains the character {bad[0]!r}: use letters, digits, '-', '_' or '.'"
+    if len(name.encode("utf-8", "surrogateescape")) > 200:
+        return f"of {len(name.encode('utf-8', 'surrogateescape'))} bytes (at most 200)"
+    return None
 
 
 STORAGE_SCHEMES = ("file", "local", "mock", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")  # pyarrow's
@@ -154,19 +175,18 @@ def parse_address(address: str, label: str) -> tuple[str, int]:
 def check(spec: RunSpec) -> Checked:
     """Every check that needs no Ray: names, search spaces, directories. Bad input fails here, in a
     second, with a :class:`BenchError`; nothing is written but the directories ``spec`` names."""
-
     from benchmark.errors import DataError
     from benchmark.models import create_model, get_model_class
     from benchmark.search_space import load_space
     from benchmark.tasks import get_task
 
-    max_seed, max_repeats, finest = 2**32 - 1, 1000, 1e-4  # numpy's RandomState; Ray's resource granularity
+    max_seed, max_repeats, finest = MAX_SEED, 1000, 1e-4  # Ray's resource granularity
 
     # the run directory: one name inside --runs-dir
     name = spec.name
-    if not name.strip() or name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise BenchError(f"run name {name!r}: one directory name inside --runs-dir, not a path or control "
-                         "characters (pass --runs-dir for another place)")
+    problem = run_name_problem(name)
+    if problem:
+        raise BenchError(f"run name {problem}")
     try:
         run_dir = (spec.runs_dir / name).resolve()
         if run_dir.parent != Path(spec.runs_dir).resolve():
@@ -252,25 +272,27 @@ def check(spec: RunSpec) -> Checked:
             raise BenchError(f"--storage {spec.storage!r}: {problem}")
         for task in tasks:
             for m in spec.models:
-                experiment = f"{name}-{task.name}-{m.replace(':', '_')}"
+                experiment = _experiment(spec, task.name, m)
                 if len(experiment.encode("utf-8", "surrogateescape")) > 255:
                     raise BenchError(f"--storage: the experiment name {experiment[:40]}... is longer than 255 bytes: "
                                      "pass a shorter --name")
 
     # the data: real files where --source real asks for them, room for the synthetic splits
     root = Path(spec.data_root)
-    real = {t.name: data.locate_real(t, root) if spec.source != "synthetic" else None for t in tasks}
-    missing = [t for t in tasks if spec.source == "real" and real[t.name] is None]
-    if missing:
-        raise DataError(data.missing_real_message(missing[0], root))
-    data.check_room([t for t in tasks if real[t.name] is None], root, seed=spec.seed, n_samples=spec.n_samples,
-                    option="--n-samples")
+    sources = {}
+    for t in tasks:
+        real = spec.source != "synthetic" and data.locate_real(t, root) is not None
+        if spec.source == "real" and not real:
+            raise DataError(data.missing_real_message(t, root))
+        sources[t.name] = data.Source.REAL if real else data.Source.SYNTHETIC
+    synthetic = [t for t in tasks if sources[t.name] is data.Source.SYNTHETIC]
+    data.check_room(synthetic, root, seed=spec.seed, n_samples=spec.n_samples, option="--n-samples")
 
     make_dir(spec.data_root / "prepared")  # unwritable directories fail here, before Ray starts
     make_dir(spec.runs_dir, fix="pass a writable --runs-dir")
     if spec.storage is not None and "://" not in spec.storage:
         make_dir(Path(spec.storage), fix="pass a writable --storage")
-    return Checked(spec, run_dir, tasks, spaces)
+    return Checked(spec, run_dir, tasks, spaces, sources)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,19 +314,22 @@ def run(spec: RunSpec) -> Outcome:
     records.append_invocation(run_dir, records.Invocation.now(spec.argv, spec_json))
     results, failures = [], []
     for task in checked.tasks:
-        source = resolve_source(task, spec)
+        source = checked.sources[task.name]
+        if spec.source == "auto" and source is data.Source.SYNTHETIC:
+            print(f"NOTE {task.name}: no real files in {data.raw_dir(task, spec.data_root)}: using SYNTHETIC data "
+                  f"(`bench data fetch {task.name}` or --source real for the real set)", file=sys.stderr)
         prep = dict(task_name=task.name, source=source.value, root=str(spec.data_root), seed=spec.seed,
                     n_samples=spec.n_samples)
         prepared = prepare(**prep, progress=True)
         prep["path"] = str(prepared.path)  # trials on this node open it directly (no re-hashing)
         for model in spec.models:
-            study_dir = run_dir / task.name / model.replace(":", "_")
-            if (study_dir / records.RESULT).is_file():
+            where = study_dir(run_dir, task.name, model)
+            if (where / records.RESULT).is_file():
                 print(f"{task.name} / {model}: already finished, kept", file=sys.stderr)
-                results.append(records.read_result(study_dir))
+                results.append(records.read_result(where))
                 continue
             try:
-                results.append(_search(spec, task, model, checked.spaces[model], prepared, prep, study_dir))
+                results.append(_search(spec, task, model, checked.spaces[model], prepared, prep, where))
             except SearchFailed as e:  # the other searches go on; the run fails at the end
                 print(f"bench: warning: {e}; going on with the other searches", file=sys.stderr)
                 failures.append(str(e))
@@ -371,7 +396,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     if spec.storage is None:
         storage_path, experiment = str(study_dir), "tune"
     else:  # one experiment per (run, task, model) under the shared location
-        storage_path, experiment = spec.storage, f"{spec.name}-{study_dir.parent.name}-{study_dir.name}"
+        storage_path, experiment = spec.storage, _experiment(spec, task.name, model)
     tune_dir = f"{storage_path.rstrip('/')}/{experiment}"
     if spec.resume and tune.Tuner.can_restore(tune_dir):
         tuner = tune.Tuner.restore(tune_dir, trainable, resume_unfinished=True, resume_errored=False,
@@ -549,11 +574,11 @@ class _Final:
 def _final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict) -> _Final:
     import ray
 
-    task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(evaluate_on_test)
+    task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(_evaluate_on_test)
     return ray.get(task_fn.remote(model, dict(config), prep, [spec.seed + i for i in range(spec.repeats)]))
 
 
-def evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]) -> _Final:
+def _evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]) -> _Final:
     """Retrain ``config`` with each seed on train (val for early stopping) and score the test split once."""
     import ray
 
@@ -562,8 +587,8 @@ def evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]
 
     prepared = prepare(**prep)
     train, val, test = (prepared.split(s) for s in data.Split)
-    device = "cuda" if ray.is_initialized() and ray.get_gpu_ids() else "cpu"
-    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))) if ray.is_initialized() else None
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
     runs, first = [], None
     for seed in seeds:
         t0 = time.perf_counter()

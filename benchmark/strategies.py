@@ -13,23 +13,23 @@ METRIC = "best_val_auc"  # what Tune and Optuna see: the running maximum of val_
 MODE = "max"
 
 
-def _samplers() -> dict[str, Callable[[int], object]]:
-    import optuna
-
-    return {"tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
-            "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-            "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-            "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
-            "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed)}
-
-
-SAMPLERS: tuple[str, ...] = ("tpe", "random", "cmaes", "gp", "qmc")  # the names _samplers() builds
+#: Seeded Optuna samplers by name (``optuna`` is passed in: it is imported only when one is built).
+_SAMPLERS: dict[str, Callable] = {
+    "tpe": lambda optuna, seed: optuna.samplers.TPESampler(seed=seed),
+    "random": lambda optuna, seed: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda optuna, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "gp": lambda optuna, seed: optuna.samplers.GPSampler(seed=seed),
+    "qmc": lambda optuna, seed: optuna.samplers.QMCSampler(seed=seed),
+}
+SAMPLERS: tuple[str, ...] = tuple(_SAMPLERS)
 SCHEDULERS: tuple[str, ...] = ("asha", "none")
 
 
 def make_sampler(name: str, seed: int):
     """A seeded Optuna sampler by name (one of ``SAMPLERS``)."""
-    return _samplers()[name](seed)
+    import optuna
+
+    return _SAMPLERS[name](optuna, seed)
 
 
 @dataclasses.dataclass(frozen=True)

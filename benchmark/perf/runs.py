@@ -24,7 +24,7 @@ def _run_search(spec) -> tuple[records.SearchResult, tuple[records.TrialRecord, 
     from benchmark import runner
 
     result = runner.search(spec)
-    return result, records.read_trials(spec.runs_dir / spec.name / spec.tasks[0] / spec.models[0])
+    return result, records.read_trials(runner.study_dir(spec.runs_dir / spec.name, result.task, result.model))
 
 
 def _spec(root: Path, name: str, **kwargs):

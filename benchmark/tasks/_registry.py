@@ -26,6 +26,12 @@ def get_task(name: str) -> TaskSpec:
         raise BenchError(f"unknown task {name!r}{suggest(name, _TASKS)}; known: {', '.join(_TASKS)}") from None
 
 
+def find_task(name: str) -> TaskSpec | None:
+    """The task ``name``, or None for one this version does not know (a result from another version)."""
+    plugins.load()
+    return _TASKS.get(name)
+
+
 def list_tasks() -> list[TaskSpec]:
     plugins.load()
     return list(_TASKS.values())
