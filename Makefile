@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_ARGS ?= --task ee_gamma --trials 6 --max-epochs 3 --n-samples 3000
 
-.PHONY: setup run test clean
+.PHONY: setup run test gpu-check clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -23,3 +23,9 @@ test: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# For whoever has a CUDA GPU: the `gpu` tests, then bench perf's throughput and precision rows on it
+# (under 8 minutes on one GPU). Writes leaderboard/perf_gpu.md.
+gpu-check: setup
+	$(BIN)/python -m pytest -m gpu -p no:cacheprovider tests/test_gpu.py
+	$(BIN)/bench perf --gpu --only throughput precision --out leaderboard/perf_gpu.md

@@ -21,7 +21,7 @@ standardised copy of the matrix):
   (500k x 1000 x 4 B = 2 GB), so keep m <= 1000 for large n. Exact RBF SVMs (O(n^2)) are not offered.
 - ``naive_bayes``: one pass, O(n d).
 - ``xgboost``: histogram trees (``tree_method="hist"``) on a quantised copy (~1 byte per cell),
-  O(rounds n d), on the GPU when the model's device is ``cuda``; early stopping on validation.
+  O(rounds n d), on the GPU when the device plan is ``cuda``; early stopping on validation.
 
 Every model reports ``val_auc`` once, after fitting, at step 1 (no epochs to prune on), and is
 deterministic for a given seed and thread count.
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from benchmark.devices import DevicePlan
 from benchmark.errors import ConfigError
 from benchmark.metrics import roc_auc
 from benchmark.models._registry import register_model
@@ -124,8 +125,8 @@ class _ClassicalModel(Model):
     tiny_config: ClassVar[Mapping[str, Any]] = {"pool": 8}
 
     def __init__(self, task: TaskSpec, config: Mapping[str, Any], *, seed: int = 0,
-                 device: str = "cpu", threads: int | None = None) -> None:
-        super().__init__(task, config, seed=seed, device=device, threads=threads)
+                 plan: DevicePlan | None = None) -> None:
+        super().__init__(task, config, seed=seed, plan=plan)
         _number(self.config, "pool", self.name, low=0, integer=True, low_inclusive=True)
         if self.config["pool"] == 0 and not task.feature_names:
             raise ConfigError(f"model {self.name!r}: pool = 0 uses summary features only, "
@@ -153,11 +154,11 @@ class _ClassicalModel(Model):
 
     def _thread_limit(self) -> contextlib.AbstractContextManager:
         """Cap BLAS / OpenMP threads at ``threads`` (a Ray trial's CPU share)."""
-        if self.threads is None:
+        if self.plan.threads is None:
             return contextlib.nullcontext()
         from threadpoolctl import threadpool_limits
 
-        return threadpool_limits(limits=self.threads)
+        return threadpool_limits(limits=self.plan.threads)
 
     # subclasses
     def _check_config(self) -> None:
@@ -307,7 +308,7 @@ class XGBoostModel(_ClassicalModel):
     """Gradient-boosted trees (XGBoost, ``hist``), early-stopped on the validation log-loss.
 
     ``n_estimators`` is the most boosting rounds; training stops after 20 rounds without improvement
-    and scores use the best round. Runs on the GPU when the model's device is ``cuda[:i]``, with
+    and scores use the best round. Runs on the GPU when the model's device plan is ``cuda[:i]``, with the plan's
     ``threads`` CPU threads otherwise.
 
     Config: ``n_estimators``, ``max_depth``, ``learning_rate``, ``subsample``, ``colsample_bytree``,
@@ -346,8 +347,7 @@ class XGBoostModel(_ClassicalModel):
             learning_rate=float(c["learning_rate"]), subsample=float(c["subsample"]),
             colsample_bytree=float(c["colsample_bytree"]), min_child_weight=float(c["min_child_weight"]),
             reg_lambda=float(c["reg_lambda"]), tree_method="hist",
-            device=self.device if self.device.startswith("cuda") else "cpu",
-            n_jobs=self.threads, random_state=self.seed, eval_metric="logloss",
+            device=self.plan.device, n_jobs=self.plan.threads, random_state=self.seed, eval_metric="logloss",
             early_stopping_rounds=_XGB_PATIENCE)
         return estimator.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import strategies
+from benchmark.devices import PRECISIONS
 from benchmark.errors import BenchError
 from benchmark.tables import aligned
 
@@ -331,6 +332,9 @@ class RunCommand(Command):
         parser.add_argument("--scheduler", choices=strategies.SCHEDULERS, default="asha",
                             help="early stopping over the fidelity (epochs) of the models that have one (default asha)")
         parser.add_argument("--max-epochs", type=positive_int, default=10)
+        parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                            help="neural models' arithmetic: auto (bf16 where the hardware has it natively: CUDA, "
+                                 "CPUs with AMX or AVX512-BF16; fp32 elsewhere), fp32 or bf16 (default auto)")
         parser.add_argument("--cpus-per-trial", type=positive_float, default=1.0)
         parser.add_argument("--gpus-per-trial", type=non_negative_float, default=0.0)
         parser.add_argument("--concurrency", type=positive_int, default=None,
@@ -372,7 +376,7 @@ class RunCommand(Command):
                                  f"and {path}): pass one")
             spaces[model or models[0]] = path
         spec = RunSpec(tasks=tuple(_task_names(args.task)), models=models, trials=args.trials, sampler=args.sampler,
-                       scheduler=args.scheduler, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
+                       scheduler=args.scheduler, max_epochs=args.max_epochs, precision=args.precision, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, source=args.source,
                        n_samples=args.n_samples, seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
                        resume=args.resume, repeats=args.repeats, address=args.address, storage=args.storage,
@@ -463,6 +467,7 @@ class PerfCommand(Command):
         parser.add_argument("--trials", type=positive_int, help="runner cost: near-instant trials (at least 2)")
         parser.add_argument("--search-trials", type=positive_int, help="search efficiency: trials per search")
         parser.add_argument("--seeds", type=positive_int, help="search efficiency: seeds per search (at least 2)")
+        parser.add_argument("--gpu", action="store_true", help="the throughput and precision rows on the first CUDA GPU")
 
     def run(self, args):
         import dataclasses
@@ -483,7 +488,11 @@ class PerfCommand(Command):
         make_dir(out.parent, fix="pass a writable --out")
         if not os.access(out.parent, os.W_OK):  # found out now, not after a quarter of an hour
             raise BenchError(f"--out {out}: {out.parent} is not writable")
-        report = perf.run_all(sizes, only=tuple(args.only or perf.COMPARISONS), command=" ".join(("bench", *args.argv)))
+        try:
+            report = perf.run_all(sizes, only=tuple(args.only or perf.COMPARISONS),
+                                  command=" ".join(("bench", *args.argv)), gpu=args.gpu)
+        except ValueError as e:
+            raise BenchError(str(e)) from None
         print(format_terminal(report))
         atomic_write_text(out, format_markdown(report))
         print(f"\nwritten: {out}")

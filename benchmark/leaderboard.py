@@ -43,7 +43,7 @@ __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_h
            "format_table", "load", "rebuild", "update"]
 
 #: Version of the CSV columns below; bump it when a column is added, removed, renamed or re-meant.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CSV_NAME, MD_NAME, LOCK_NAME, ARRAYS_DIR = "leaderboard.csv", "leaderboard.md", ".leaderboard.lock", "arrays"
 _FIGURE_GLOBS = ("roc_*.png", "recon_*.png")
 _LITERATURE = "(literature, not produced here)"
@@ -79,6 +79,8 @@ class Row:
     search_wall_s: float
     cpu_hours: float       # sum of trial wall times x CPUs per trial (NaN when run.json is missing)
     gpu_hours: float
+    device: str            # where the best configuration was trained and tested: cpu or cuda
+    precision: str         # fp32 or bf16 (neural models, as resolved there), native (the library's own)
     n_parameters: int
     best_config: str       # JSON, keys sorted
     seed: int
@@ -91,6 +93,7 @@ class Row:
 
 COLUMNS: tuple[str, ...] = ("schema_version",) + tuple(f.name for f in dataclasses.fields(Row)
                                                       if f.name != "study_dir")
+_ADDED_IN_2 = ("device", "precision")  # schema 1 is read with these derived (see load)
 _PARSE = {"str": str, "int": int, "float": float}
 
 
@@ -153,7 +156,8 @@ def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
         trials_completed=int(r.trials["completed"]), trials_pruned=int(r.trials["pruned"]),
         trials_failed=int(r.trials["failed"]), sampler=r.sampler, scheduler=r.scheduler,
         search_wall_s=r.search_wall_s, cpu_hours=trial_hours * float(spec.get("cpus_per_trial", math.nan)),
-        gpu_hours=trial_hours * float(spec.get("gpus_per_trial", math.nan)), n_parameters=r.n_parameters,
+        gpu_hours=trial_hours * float(spec.get("gpus_per_trial", math.nan)), device=r.device,
+        precision=r.precision, n_parameters=r.n_parameters,
         best_config=json.dumps(r.best_config, sort_keys=True), seed=r.seed,
         package_version=str(inv.versions.get("hepbench") or "") if inv else "", date=inv.time[:10] if inv else "",
         run_id=run_dir.name, command=shlex.join(["bench", *inv.argv[1:]]) if inv and inv.argv else "",
@@ -307,14 +311,37 @@ def load(out_dir: Path) -> list[Row]:
         reader = csv.reader(f)
         header = tuple(next(reader, ()))
         lines = list(reader)
+    v1 = tuple(c for c in COLUMNS if c not in _ADDED_IN_2)
+    if header == v1 and all(line[0] == "1" for line in lines):
+        return [_from_schema_1(dict(zip(v1[1:], line[1:], strict=True))) for line in lines]
     if header != COLUMNS or any(line[0] != str(SCHEMA_VERSION) for line in lines):
         raise BenchError(f"{path} is not leaderboard schema {SCHEMA_VERSION}: "
                          "regenerate it with `bench leaderboard --rebuild`")
-    types = {f.name: _PARSE[f.type] for f in dataclasses.fields(Row) if f.name != "study_dir"}
     try:
-        return [Row(**{c: types[c](v) for c, v in zip(COLUMNS[1:], line[1:], strict=True)}) for line in lines]
+        return [_parse_row(dict(zip(COLUMNS[1:], line[1:], strict=True))) for line in lines]
     except (ValueError, TypeError) as e:
         raise BenchError(f"{path}: unreadable ({e}): regenerate it with `bench leaderboard --rebuild`") from None
+
+
+_TYPES = {f.name: _PARSE[f.type] for f in dataclasses.fields(Row) if f.name != "study_dir"}
+
+
+def _parse_row(cells: dict[str, str]) -> Row:
+    return Row(**{c: _TYPES[c](v) for c, v in cells.items()})
+
+
+def _from_schema_1(cells: dict[str, str]) -> Row:
+    """A schema-1 row: it ran on a GPU when it took GPU hours, and then (neural models) in bf16, on CPU
+    in fp32, as the code of that schema did; classical models in their library's own arithmetic."""
+    from benchmark.models import get_model_class
+
+    try:
+        neural = "precision" in get_model_class(cells["model"]).default_config
+        gpu = float(cells["gpu_hours"]) > 0
+    except (BenchError, ValueError) as e:
+        raise BenchError(f"unreadable schema-1 row ({e}): regenerate the board with `bench leaderboard --rebuild`") from None
+    device = "cuda" if gpu else "cpu"
+    return _parse_row({**cells, "device": device, "precision": ("bf16" if gpu else "fp32") if neural else "native"})
 
 
 def format_table(rows: list[Row]) -> str:
@@ -355,7 +382,7 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
 
 
 _HEADERS = ("#", "model", "data", "test AUC [95% CI]", "mean ± std (seeds)", "accuracy", "rej@εS=0.5",
-            "rej@εS=0.3", "val AUC", "trials done/pruned/failed", "search", "CPU h", "GPU h", "params", "run")
+            "rej@εS=0.3", "val AUC", "trials done/pruned/failed", "search", "device", "CPU h", "GPU h", "params", "run")
 
 
 def _cells(r: Row, rank: int) -> tuple[str, ...]:
@@ -363,7 +390,7 @@ def _cells(r: Row, rank: int) -> tuple[str, ...]:
     return (str(rank), r.model, f"{r.source} {r.data_hash[:8]}", _auc_ci(r.test_auc, r.auc_low, r.auc_high), spread,
             f"{r.accuracy:.3f}", _num(r.rej_at_eff50), _num(r.rej_at_eff30), f"{r.val_auc:.3f}",
             f"{r.trials_completed}/{r.trials_pruned}/{r.trials_failed}", f"{r.sampler}/{r.scheduler}",
-            _hours(r.cpu_hours), _hours(r.gpu_hours), f"{r.n_parameters:,}", r.run_id)
+            f"{r.device} {r.precision}", _hours(r.cpu_hours), _hours(r.gpu_hours), f"{r.n_parameters:,}", r.run_id)
 
 
 def _literature(task_name: str) -> list[tuple[tuple[str, ...], str]]:

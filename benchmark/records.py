@@ -71,6 +71,7 @@ class TrialRecord:
     node_id: str | None = None
     hostname: str | None = None
     retries: int = 0                    # restarts after a lost node or actor
+    precision: str | None = None        # as the model computed: "fp32" / "bf16" (neural), "native"
     error: str | None = None            # one line, for a failed trial
     curve: tuple[Epoch, ...] = ()
 

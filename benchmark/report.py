@@ -292,7 +292,8 @@ def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str
     """Retrain the best model (by val AUC) of the task's searches without each range of its
     ``holdout_aux`` variable (hcal_dqm: lumisections), and test it on that range only."""
     from benchmark import data, runner
-    from benchmark.models import create_model
+    from benchmark.devices import DevicePlan
+    from benchmark.models import create_model, get_model_class
 
     results = [(s, _result(s)) for s in studies]
     results = [(s, r) for s, r in results if r]
@@ -304,6 +305,10 @@ def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str
     prepared = runner.prepare(task_name=best.task, source=best.source, root=spec.get("data_root", "."),
                               seed=best.data["seed"], n_samples=best.data["n_samples"])
     train, val, test = (prepared.split(s) for s in data.Split)
+    plan = DevicePlan.local(gpu=best.device == "cuda")
+    config = dict(best.best_config)
+    if "precision" in get_model_class(best.model).default_config and plan.kind == best.device:
+        config["precision"] = best.precision  # retrained as the search computed, on the same kind of device
     with np.load(study / "roc.npz") as f:
         seen_score = f["score"]
     col, aux = task.aux_names.index(task.holdout_aux), task.holdout_aux
@@ -313,7 +318,7 @@ def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str
     rows = []
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         inside = {k: (v >= lo) & ((v <= hi) if i == N_HOLDOUT - 1 else (v < hi)) for k, v in ls.items()}
-        model = create_model(best.model, prepared.task, best.best_config, seed=best.seed)
+        model = create_model(best.model, prepared.task, config, seed=best.seed, plan=plan)
         model.fit(train.subset(np.flatnonzero(~inside["train"])), val.subset(np.flatnonzero(~inside["val"])))
         rows_test = np.flatnonzero(inside["test"])
         y = np.asarray(test.y)[rows_test]

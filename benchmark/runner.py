@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import data, environment, records
+from benchmark.devices import DevicePlan
 from benchmark.errors import BenchError, ConfigError, DivergedError, one_line
 from benchmark.files import atomic_savez, atomic_write, make_dir
 from benchmark.strategies import METRIC, MODE, make_sampler, scheduler_class
@@ -64,6 +65,7 @@ class RunSpec:
     sampler: str = "tpe"
     scheduler: str = "asha"
     max_epochs: int = 10
+    precision: str = "auto"  # the neural models' config key ``precision`` (benchmark.devices)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     concurrency: int | None = None
@@ -236,8 +238,7 @@ def check(spec: RunSpec) -> Checked:
             raise ConfigError(f"{spec.spaces.get(m)}: unreadable search-space file "
                               f"({getattr(e, 'strerror', None) or e})") from None
         fixed = {p.name: p.value for p in spaces[m].params if p.type == "fixed" and not p.when}
-        if cls.fidelity is not None and cls.fidelity in spaces[m].names():
-            fixed[cls.fidelity] = spec.max_epochs  # as _search fixes it
+        fixed.update(_fixed_by_spec(spec, cls, spaces[m]))
         for task in tasks:
             for config, where in (({}, ""), (fixed, f" with the fixed values of {spaces[m].path}")):
                 try:
@@ -367,6 +368,17 @@ def prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int
                             n_samples=n_samples, progress=progress)
 
 
+def _fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
+    """The values ``bench run``'s options fix in a model's space: its fidelity at ``--max-epochs``, and
+    ``precision`` when ``--precision`` names one (a space may then not tune it)."""
+    fixed: dict[str, Any] = {}
+    if cls.fidelity is not None and cls.fidelity in space.names():
+        fixed[cls.fidelity] = spec.max_epochs
+    if spec.precision != "auto" and "precision" in cls.default_config:
+        fixed["precision"] = spec.precision
+    return fixed
+
+
 def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path) -> records.SearchResult:
     import functools
 
@@ -376,8 +388,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     from benchmark.models import get_model_class
 
     cls = get_model_class(model)
-    if cls.fidelity is not None and cls.fidelity in space.names():
-        space = space.with_fixed(**{cls.fidelity: spec.max_epochs})
+    space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
     study_dir.mkdir(parents=True, exist_ok=True)
     log = records.TrialLog(study_dir)
     if spec.resume and (study_dir / "curves.jsonl").is_file() and not log.path.is_file():
@@ -431,7 +442,10 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     best = max(done, key=lambda t: t.best_val_auc)
     print(f"{task.name} / {model}: best val AUC {best.best_val_auc:.4f} ({len(done)} trials); "
           f"evaluating on test ({spec.repeats} seed(s))", file=sys.stderr)
-    final = _final_evaluation(spec, model, best.config, prep)
+    config = dict(best.config)
+    if best.precision is not None and "precision" in cls.default_config:
+        config["precision"] = best.precision  # the test evaluation computes as the search did
+    final = _final_evaluation(spec, model, config, prep)
     atomic_savez(study_dir / "roc.npz", **final.roc)
     for name, arrays in final.artifacts.items():
         atomic_savez(study_dir / f"{name}.npz", **arrays)
@@ -526,19 +540,18 @@ def _trial(config: dict, *, model_name: str, prep: dict, seed: int) -> None:
 
     prepared = prepare(**prep)
     train, val = prepared.split(data.Split.TRAIN), prepared.split(data.Split.VAL)
-    resources = tune.get_context().get_trial_resources().required_resources
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    plan = DevicePlan.from_ray()
     node = ray.get_runtime_context().get_node_id()
-    best, last_epoch = -math.inf, 0
+    best, last_epoch, precision = -math.inf, 0, None
 
     def report(epoch: int, metrics: Mapping[str, float]) -> None:
         nonlocal best, last_epoch
         best, last_epoch = max(best, float(metrics["val_auc"])), epoch
-        tune.report({**metrics, "epoch": epoch, METRIC: best, "node_id": node})
+        tune.report({**metrics, "epoch": epoch, METRIC: best, "node_id": node, "precision": precision})
 
     try:
-        model = create_model(model_name, prepared.task, config, seed=seed, device=device,
-                             threads=max(1, int(resources.get("CPU", 1))))
+        model = create_model(model_name, prepared.task, config, seed=seed, plan=plan)
+        precision = model.precision
         model.fit(train, val, report=report)
     except Exception as e:
         reason = _config_failure(e)
@@ -580,19 +593,16 @@ def _final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict) ->
 
 def _evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]) -> _Final:
     """Retrain ``config`` with each seed on train (val for early stopping) and score the test split once."""
-    import ray
-
     from benchmark import metrics
     from benchmark.models import create_model
 
     prepared = prepare(**prep)
     train, val, test = (prepared.split(s) for s in data.Split)
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
-    threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+    plan = DevicePlan.from_ray()
     runs, first = [], None
     for seed in seeds:
         t0 = time.perf_counter()
-        model = create_model(model_name, prepared.task, config, seed=seed, device=device, threads=threads)
+        model = create_model(model_name, prepared.task, config, seed=seed, plan=plan)
         model.fit(train, val)
         threshold = metrics.threshold_at_best_accuracy(np.asarray(val.y), model.score(val))
         scores = model.score(test)
@@ -601,7 +611,7 @@ def _evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int
         if first is None:
             first = dict(roc={"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)},
                          artifacts=model.artifacts(test), n_parameters=model.n_parameters(), precision=model.precision)
-    return _Final(test=records.TestMetrics(tuple(runs)), device=device, **first)
+    return _Final(test=records.TestMetrics(tuple(runs)), device=plan.kind, **first)
 
 
 def _trial_records(results, log: records.TrialLog, seed: int) -> list[records.TrialRecord]:
@@ -617,7 +627,7 @@ def _trial_records(results, log: records.TrialLog, seed: int) -> list[records.Tr
             trial_id=trial_id, status=status, config=r.config, seed=seed,
             best_val_auc=None if failed else m.get(METRIC), epochs=len(curve) or m.get("training_iteration"),
             wall_s=m.get("time_total_s"), node_id=m.get("node_id"), hostname=m.get("hostname"),
-            retries=retries.get(trial_id, 0),
+            retries=retries.get(trial_id, 0), precision=m.get("precision"),
             error=one_line(r.error, typed=True, last_line=True) if r.error else m.get("failed"), curve=curve))
     return sorted(trials, key=lambda t: t.trial_id)
 

@@ -67,10 +67,12 @@ class SearchSpace:
         return {p.name: p for p in self.params}
 
     def with_fixed(self, **values: Any) -> SearchSpace:
-        """Override parameters with fixed values (e.g. ``epochs`` from ``--max-epochs``)."""
+        """Override parameters with fixed values (e.g. ``epochs`` from ``--max-epochs``); a name the
+        space lacks is added as a fixed parameter (e.g. ``precision`` from ``--precision``)."""
         params = tuple(dataclasses.replace(p, type="fixed", value=values[p.name]) if p.name in values else p
                        for p in self.params)
-        return dataclasses.replace(self, params=params)
+        added = tuple(Param(name, "fixed", value=v) for name, v in values.items() if name not in self.names())
+        return dataclasses.replace(self, params=params + added)
 
     def suggest(self, trial) -> dict[str, Any]:
         """Sample a config from an ``optuna.Trial``; returns the fixed values (Ray's convention)."""

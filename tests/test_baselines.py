@@ -9,6 +9,7 @@ import pytest
 import baselines
 from baselines.classical import _design_matrix, _pool_images
 from benchmark.data import SplitData
+from benchmark.devices import DevicePlan
 from benchmark.errors import ConfigError
 from benchmark.metrics import roc_auc
 from benchmark.models._registry import create_model, get_model_class
@@ -35,7 +36,8 @@ def _split(n: int, seed: int, shape=(2, 32, 32), n_features=5) -> SplitData:
 
 
 def _fit(name, config=None, *, seed=0, shape=(2, 32, 32)):
-    model = create_model(name, _task(shape), {**FAST.get(name, {}), **(config or {})}, seed=seed, threads=1)
+    model = create_model(name, _task(shape), {**FAST.get(name, {}), **(config or {})}, seed=seed,
+                         plan=DevicePlan(threads=1))
     calls = []
     model.fit(_split(400, 1, shape), _split(200, 2, shape),
               report=lambda step, metrics: calls.append((step, dict(metrics))))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from benchmark.data import Source, Split, prepare
+from benchmark.devices import DevicePlan
 from benchmark.models import create_model, list_models
 from benchmark.tasks import get_task, list_tasks
 
@@ -31,7 +32,7 @@ def test_model_contract(prepared, task_name, model_name):
     scores = []
     for _ in range(2):
         tiny = MODELS[model_name].tiny_config
-        model = create_model(model_name, task, tiny, seed=3, threads=1)
+        model = create_model(model_name, task, tiny, seed=3, plan=DevicePlan(threads=1))
         reports = []
         model.fit(train, val, report=lambda step, m: reports.append((step, dict(m))))
         steps = [s for s, _ in reports]

@@ -74,11 +74,11 @@ def test_csv_schema_column_order_and_values(tmp_path):
     expected = ("schema_version", "task", "model", "source", "data_hash", "test_auc", "auc_low", "auc_high",
                 "accuracy", "rej_at_eff50", "rej_at_eff30", "auc_mean", "auc_std", "repeats", "val_auc",
                 "trials_completed", "trials_pruned", "trials_failed", "sampler", "scheduler", "search_wall_s",
-                "cpu_hours", "gpu_hours", "n_parameters", "best_config", "seed", "package_version", "date",
+                "cpu_hours", "gpu_hours", "device", "precision", "n_parameters", "best_config", "seed", "package_version", "date",
                 "run_id", "command")
-    assert leaderboard.COLUMNS == expected and leaderboard.SCHEMA_VERSION == 1
+    assert leaderboard.COLUMNS == expected and leaderboard.SCHEMA_VERSION == 2
     frame = pd.read_csv(out / "leaderboard.csv")
-    assert tuple(frame.columns) == expected and (frame["schema_version"] == 1).all()
+    assert tuple(frame.columns) == expected and (frame["schema_version"] == 2).all()
     eg, hcal = read_csv(out / "leaderboard.csv")
     assert (eg["task"], eg["model"], eg["source"], eg["run_id"]) == ("ee_gamma", "resnet15", "synthetic", "r1")
     assert eg["data_hash"] == hashlib.sha256(b"ee_gamma-1|800|0").hexdigest()
@@ -87,7 +87,24 @@ def test_csv_schema_column_order_and_values(tmp_path):
     assert float(eg["rej_at_eff30"]) == float("inf") and json.loads(eg["best_config"]) == {"lr": 0.001, "width": 8}
     assert eg["command"] == "bench run --task ee_gamma --model resnet15 --name r1"
     assert (eg["package_version"], eg["date"], eg["repeats"]) == ("0.1.0", "2026-11-22", "1")
+    assert (eg["device"], eg["precision"]) == ("cpu", "fp32")
     assert leaderboard.load(out) == leaderboard.collect(runs)  # the CSV round-trips
+    assert "| cpu fp32 |" in (out / "leaderboard.md").read_text()
+
+
+def test_a_schema_1_board_is_read_with_device_and_precision_derived(tmp_path):
+    """The board published before the precision column: read, not discarded, when a run merges into it."""
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.81)
+    write_study(runs, "r1", "ee_gamma", "logreg", val_auc=0.7, test_auc=0.75)
+    leaderboard.update(runs, out)
+    frame = pd.read_csv(out / "leaderboard.csv", dtype=str, keep_default_na=False)
+    frame = frame.drop(columns=["device", "precision"]).assign(schema_version="1")
+    frame.loc[frame["model"] == "resnet15", "gpu_hours"] = "0.5"  # it ran on a GPU
+    frame.to_csv(out / "leaderboard.csv", index=False)
+    rows = {r.model: r for r in leaderboard.load(out)}
+    assert (rows["resnet15"].device, rows["resnet15"].precision) == ("cuda", "bf16")  # what schema 1's code did
+    assert (rows["logreg"].device, rows["logreg"].precision) == ("cpu", "native")
 
 
 def test_rows_follow_task_order_then_test_auc_descending(tmp_path):

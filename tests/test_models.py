@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmark.data import SplitData
+from benchmark.devices import DevicePlan
 from benchmark.errors import ConfigError
 from benchmark.models import create_model, get_model_class, list_models
 from benchmark.models.training import DivergedError, Feeder, Standardize, TrainResult, fit_loop
@@ -51,7 +52,7 @@ def make_split(shape, n, seed, tmp_path, *, amplitude=3.0, nan=False) -> SplitDa
 def fit(name, shape, tmp_path, *, seed=0, n=(64, 48), **config):
     task = task_for(shape)
     train, val = make_split(shape, n[0], 1, tmp_path), make_split(shape, n[1], 2, tmp_path)
-    model = create_model(name, task, {**TRAIN, **TINY[name], **config}, seed=seed, threads=1)
+    model = create_model(name, task, {**TRAIN, **TINY[name], **config}, seed=seed, plan=DevicePlan(threads=1))
     reports = []
     model.fit(train, val, report=lambda epoch, metrics: reports.append((epoch, dict(metrics))))
     return model, reports, val
@@ -132,7 +133,7 @@ def test_vae_direction_is_chosen_on_validation(flip):
 def test_nan_in_the_inputs_raises_diverged(name, tmp_path):
     shape = SHAPES["ee_gamma"]
     train, val = make_split(shape, 64, 1, tmp_path, nan=True), make_split(shape, 32, 2, tmp_path)
-    model = create_model(name, task_for(shape), {**TRAIN, **TINY[name]}, threads=1)
+    model = create_model(name, task_for(shape), {**TRAIN, **TINY[name]}, plan=DevicePlan(threads=1))
     with pytest.raises(DivergedError, match=r"epoch 1, batch 1 .*learning rate"):
         model.fit(train, val)
 
@@ -183,7 +184,7 @@ def test_registry_and_shared_config_keys():
 def test_feeder_batches_cover_every_row_once(tmp_path):
     X = np.arange(103, dtype=np.float32).reshape(103, 1, 1, 1)
     rows = np.arange(3, 103, 2)
-    feed = Feeder(X, np.zeros(103), batch_size=16, device=torch.device("cpu"), rows=rows)
+    feed = Feeder(X, np.zeros(103), batch_size=16, plan=DevicePlan(), rows=rows)
     batches = [x.view(-1).numpy() for x, _ in feed.shuffled(np.random.default_rng(0))]
     assert len(batches) == 4 and all(8 <= len(b) <= 16 for b in batches)
     assert all((np.diff(b) > 0).all() for b in batches)  # sorted indices into the memmap
@@ -215,7 +216,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     snapshots = []
     config = {**TRAIN, "epochs": 10, "patience": 2, "lr": 0.1, "weight_decay": 0.0, "grad_clip": 1.0}
     result = fit_loop(net, _Scripted([0.6, 0.8, 0.7, 0.75, 0.9]), train, val, config=config,
-                      device=torch.device("cpu"), rng=np.random.default_rng(0),
+                      plan=DevicePlan(), rng=np.random.default_rng(0),
                       report=lambda e, m: snapshots.append(net.net[1].weight.detach().clone()))
     assert isinstance(result, TrainResult)
     assert [m["val_auc"] for m in result.history] == [0.6, 0.8, 0.7, 0.75]  # stopped: 2 epochs without gain

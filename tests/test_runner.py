@@ -47,7 +47,7 @@ def test_bench_run_end_to_end(tmp_path):
     (tmp_path / "tiny_resnet.yaml").write_text(TINY_RESNET)
     (tmp_path / "tiny_vae.yaml").write_text(TINY_VAE)
     proc = bench(["run", "--task", "hcal_dqm", "--model", "naive_bayes", "resnet15", "vae", "--trials", "3",
-                  "--max-epochs", "2", "--n-samples", "300", "--name", "e2e",
+                  "--max-epochs", "2", "--n-samples", "300", "--name", "e2e", "--precision", "fp32",
                   "--space", f"resnet15={tmp_path / 'tiny_resnet.yaml'}", "--space", f"vae={tmp_path / 'tiny_vae.yaml'}"], tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
@@ -71,12 +71,16 @@ def test_bench_run_end_to_end(tmp_path):
             if neural:
                 assert all("train_loss" in c and "val_loss" in c for c in t["curve"])
                 assert t["config"]["epochs"] == 2 and t["config"]["width"] == 8  # --max-epochs, --space
+                assert t["config"]["precision"] == t["precision"] == "fp32"  # --precision, as computed
+            else:
+                assert t["precision"] == "native"
         study = optuna.load_study(study_name=f"hcal_dqm-{model}", storage=f"sqlite:///{study_dir / 'optuna.db'}")
         assert len(study.trials) == 3
         # one trial store: each Optuna trial names the Tune trial it was
         assert sorted(t.user_attrs[records.TUNE_ID] for t in study.trials) == sorted(t["trial_id"] for t in trials)
         result = result_json(study_dir)
         assert result["source"] == "synthetic" and result["data"]["n_samples"] == 300
+        assert result["device"] == "cpu" and result["precision"] == ("fp32" if neural else "native")
         assert result["best_config"] == max(trials, key=lambda t: t["best_val_auc"])["config"]
         test = result["test"]
         assert test["auc_low"] <= test["auc"] <= test["auc_high"] and test["auc"] > 0.5

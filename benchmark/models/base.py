@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from benchmark.devices import DevicePlan
+
 if TYPE_CHECKING:
     from benchmark.data import SplitData
     from benchmark.tasks import TaskSpec
@@ -51,12 +53,11 @@ class Model(abc.ABC):
     family_key: ClassVar[str | None] = None
 
     def __init__(self, task: TaskSpec, config: Mapping[str, Any], *, seed: int = 0,
-                 device: str = "cpu", threads: int | None = None) -> None:
+                 plan: DevicePlan | None = None) -> None:
         self.task = task
         self.config = dict(config)
         self.seed = seed
-        self.device = device
-        self.threads = threads
+        self.plan = plan or DevicePlan()  # where it computes: device, threads, GPU share
 
     @abc.abstractmethod
     def fit(self, train: SplitData, val: SplitData, *, report: ReportFn | None = None) -> None:

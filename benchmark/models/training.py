@@ -6,18 +6,24 @@ is the score, higher = more like label 1) and the metrics made from them. Everyt
 
 * **Whole-array batching.** Each batch is a sorted slice of a seeded permutation, read straight from
   the prepared (memory-mapped) arrays with one fancy index and ``torch.from_numpy``: no ``Dataset``, no
-  per-sample ``__getitem__``. On CUDA a split that fits (a quarter of the free memory) is copied to the
-  GPU once; otherwise each batch goes through pinned memory.
+  per-sample ``__getitem__``. On CUDA a split that fits the trial's share of the GPU
+  (:meth:`DevicePlan.resident_bytes`) is copied to the GPU once; otherwise each batch goes through
+  pinned memory.
+* **One device plan** (:class:`benchmark.devices.DevicePlan`): device, threads, precision and GPU
+  memory come from the plan the model was built with, nowhere else.
 * **Input standardisation.** Per-channel mean / std of (a sample of) the training rows are folded into
   the network as fixed buffers (:class:`Standardize`), so every model sees unit-scale inputs whatever
   the task's units, and ``score`` takes the prepared arrays as they are.
 * **Optimisation.** AdamW (no weight decay on biases, norms and timm's ``no_weight_decay`` names),
-  linear warm-up then cosine decay per step over ``epochs``, gradient-norm clipping; bf16 autocast and
-  channels-last on CUDA.
+  linear warm-up then cosine decay per step over ``epochs``, gradient-norm clipping.
+* **Precision and memory format.** bf16 autocast when the config's ``precision`` resolves to bf16
+  (``auto``: where the hardware has native bf16, see :mod:`benchmark.devices`); channels-last on CUDA,
+  and on CPU for the networks whose class says it was measured faster there (``cpu_channels_last``).
 * **Early stopping** on ``val_auc`` with ``patience``; the best epoch's weights are kept and restored.
 * ``report(epoch, metrics)`` after every epoch (epochs count from 1).
 * **Determinism.** ``torch.manual_seed(seed)`` before the network is built and a NumPy generator from
-  the same seed for the batch order: on CPU the same seed (and thread count) gives identical scores.
+  the same seed for the batch order: on CPU the same seed, precision and thread count give identical
+  scores (bf16 included).
 * A NaN / inf loss raises :class:`DivergedError` naming the epoch, batch and learning rate.
 """
 from __future__ import annotations
@@ -34,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.devices import PRECISIONS, DevicePlan
 from benchmark.errors import ConfigError, DivergedError
 from benchmark.metrics import roc_auc
 from benchmark.models.base import Model, ReportFn
@@ -41,17 +48,22 @@ from benchmark.models.base import Model, ReportFn
 if TYPE_CHECKING:
     from benchmark.data import SplitData
 
+#: The narrowest ``width`` trained channels-last on CPU. Below it oneDNN's channels-last convolution
+#: backward crashed (segfault or abort with 1 thread, a hang with 2) for resnet15 at width 4 on every
+#: task shape, and not at widths 8, 12, 16 or 32 (torch 2.15, AVX2 CPU): it is the width, not the shape.
+#: The VAE's convolutions trained at every width tried (4-32); the bound is kept for both, to be safe.
+CPU_CHANNELS_LAST_MIN_WIDTH = 8
 STATS_ELEMENTS = 1 << 23  # pixel values read to estimate the channel statistics (64 MB in float64)
-GPU_RESIDENT_FRACTION = 0.25  # a split is kept on the GPU when it needs at most this much free memory
 
 #: Training keys shared by every neural model (their YAML search-space names), with defaults.
 #: ``epochs`` is the maximum (the cosine schedule spans it; early stopping and ASHA may stop sooner),
 #: ``patience`` counts epochs without a better ``val_auc``, ``warmup_epochs`` may be fractional (and is
 #: capped at a fifth of ``epochs``, so a short budget is not spent warming up),
-#: ``grad_clip`` is the maximum gradient norm (0 = no clipping).
+#: ``grad_clip`` is the maximum gradient norm (0 = no clipping), ``precision`` one of ``auto``, ``fp32``,
+#: ``bf16`` (:meth:`benchmark.devices.DevicePlan.precision`).
 TRAIN_DEFAULTS: Mapping[str, Any] = {
     "lr": 1e-3, "weight_decay": 1e-2, "batch_size": 128, "epochs": 30, "patience": 5,
-    "warmup_epochs": 1.0, "grad_clip": 1.0,
+    "warmup_epochs": 1.0, "grad_clip": 1.0, "precision": "auto",
 }
 
 
@@ -79,6 +91,7 @@ TRAIN_RULES: Mapping[str, Callable[[Any], str | None]] = {
     "warmup_epochs": number(float, low=0), "grad_clip": number(float, low=0),
     "label_smoothing": number(float, low=0, high=0.5), "dropout": number(float, low=0, high=0.99),
     "width": number(int, low=1),
+    "precision": lambda v: None if v in PRECISIONS else f"must be one of {', '.join(PRECISIONS)}",
 }
 
 
@@ -122,20 +135,22 @@ def channel_stats(X: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> 
 
 
 class Feeder:
-    """Batches of rows ``rows`` of ``X`` (and labels ``y``) as tensors on ``device``.
+    """Batches of rows ``rows`` of ``X`` (and labels ``y``) as tensors on the plan's device, in
+    channels-last memory format when ``channels_last``.
 
     ``shuffled(rng)`` cuts a permutation into ``ceil(n / batch_size)`` near-equal batches (every row
     once per epoch, no tiny last batch for batch norm); ``ordered()`` walks the rows in order.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray | None, *, batch_size: int, device: torch.device,
-                 rows: np.ndarray | None = None) -> None:
-        self.X, self.batch_size, self.device = X, batch_size, device
+    def __init__(self, X: np.ndarray, y: np.ndarray | None, *, batch_size: int, plan: DevicePlan,
+                 rows: np.ndarray | None = None, channels_last: bool = False) -> None:
+        self.X, self.batch_size, self.channels_last = X, batch_size, channels_last
+        self.device = device = torch.device(plan.device)
         self.rows = np.arange(len(X)) if rows is None else np.asarray(rows, dtype=np.int64)
         labels = np.zeros(len(self.rows)) if y is None else np.asarray(y)[self.rows]
         self.y = torch.from_numpy(labels.astype(np.float32)).to(device)
         self.on_gpu = None
-        if device.type == "cuda" and self._fits_on_gpu():
+        if plan.is_cuda and self.nbytes() <= plan.resident_bytes():
             self.on_gpu = torch.empty((len(self.rows), *X.shape[1:]), dtype=torch.float32, device=device)
             for start in range(0, len(self.rows), 4096):  # chunked: no full host copy
                 self.on_gpu[start:start + 4096] = self._read(self.rows[start:start + 4096])
@@ -146,9 +161,9 @@ class Feeder:
     def n_batches(self) -> int:
         return max(1, math.ceil(len(self.rows) / self.batch_size))
 
-    def _fits_on_gpu(self) -> bool:
-        free, _ = torch.cuda.mem_get_info(self.device)
-        return len(self.rows) * int(np.prod(self.X.shape[1:])) * 4 <= GPU_RESIDENT_FRACTION * free
+    def nbytes(self) -> int:
+        """The float32 size of the rows' images."""
+        return len(self.rows) * int(np.prod(self.X.shape[1:])) * 4
 
     def _read(self, idx: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(self.X[idx], dtype=np.float32))  # fancy index: a copy
@@ -159,7 +174,7 @@ class Feeder:
     def _take(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         p = torch.from_numpy(pos).to(self.device)
         x = self.on_gpu[p] if self.on_gpu is not None else self._read(self.rows[pos])
-        if self.device.type == "cuda":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self.y[p]
 
@@ -172,16 +187,17 @@ class Feeder:
             yield self._take(np.arange(start, min(start + self.batch_size, len(self.rows))))
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, nothing on CPU (where bf16 is slower and would change the scores)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast when ``precision`` is ``bf16`` (on either device), nothing for ``fp32``."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def predict(net: nn.Module, feeder: Feeder, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> np.ndarray:
+def predict(net: nn.Module, feeder: Feeder, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor], *,
+            precision: str) -> np.ndarray:
     """``fn(net, x)`` over all rows of ``feeder`` in order, in eval mode, as one float32 array."""
     net.eval()
     out = []
-    with torch.inference_mode(), autocast(feeder.device):
+    with torch.inference_mode(), autocast(feeder.device, precision):
         for x, _ in feeder.ordered():
             out.append(fn(net, x).float())
     return torch.cat(out).cpu().numpy()
@@ -261,13 +277,14 @@ def _diverged(epoch: int, batch: int, loss: float, optimizer: torch.optim.Optimi
 
 
 def train_epoch(net: Standardize, objective: Objective, feeder: Feeder, optimizer, scheduler, *,
-                rng: np.random.Generator, grad_clip: float, epoch: int, base_lr: float) -> float:
+                rng: np.random.Generator, grad_clip: float, epoch: int, base_lr: float,
+                precision: str = "fp32") -> float:
     """One pass over the training rows; returns the mean batch loss. On CPU every loss is checked at
     once; on CUDA the losses stay on the GPU (no sync per batch) and are checked at the end of the epoch."""
     net.train()
     losses = []
     for batch, (x, y) in enumerate(feeder.shuffled(rng), 1):
-        with autocast(feeder.device):
+        with autocast(feeder.device, precision):
             loss = objective.loss(net, x, y)
         if feeder.device.type != "cuda" and not math.isfinite(value := loss.item()):
             raise _diverged(epoch, batch, value, optimizer, base_lr)
@@ -286,22 +303,26 @@ def train_epoch(net: Standardize, objective: Objective, feeder: Feeder, optimize
     return float(stacked.mean())
 
 
-def evaluate(net: Standardize, objective: Objective, feeder: Feeder, *, epoch: int) -> dict[str, float]:
-    outputs = predict(net, feeder, objective.outputs)
+def evaluate(net: Standardize, objective: Objective, feeder: Feeder, *, epoch: int,
+             precision: str = "fp32") -> dict[str, float]:
+    outputs = predict(net, feeder, objective.outputs, precision=precision)
     if not np.isfinite(outputs).all():
         raise DivergedError(f"training diverged: non-finite validation outputs after epoch {epoch}")
     return objective.metrics(outputs, feeder.y.cpu().numpy())
 
 
 def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: SplitData, *,
-             config: Mapping[str, Any], device: torch.device, rng: np.random.Generator,
-             report: ReportFn | None = None, rows: np.ndarray | None = None) -> TrainResult:
+             config: Mapping[str, Any], plan: DevicePlan, rng: np.random.Generator,
+             report: ReportFn | None = None, rows: np.ndarray | None = None,
+             channels_last: bool = False) -> TrainResult:
     """Train ``net`` on ``rows`` of ``train`` (all rows when None), validating on all of ``val`` after
-    every epoch; stop after ``patience`` epochs without a better ``val_auc``; restore the best epoch."""
+    every epoch; stop after ``patience`` epochs without a better ``val_auc``; restore the best epoch.
+    ``config["precision"]`` is resolved by ``plan``."""
     start = time.perf_counter()
     bs = int(config["batch_size"])
-    train_feed = Feeder(train.X, train.y, batch_size=bs, device=device, rows=rows)
-    val_feed = Feeder(val.X, val.y, batch_size=bs, device=device)
+    precision = plan.precision(config.get("precision", "auto"))
+    train_feed = Feeder(train.X, train.y, batch_size=bs, plan=plan, rows=rows, channels_last=channels_last)
+    val_feed = Feeder(val.X, val.y, batch_size=bs, plan=plan, channels_last=channels_last)
     optimizer = make_optimizer(net, config["lr"], config["weight_decay"])
     steps = train_feed.n_batches()
     scheduler = warmup_cosine(optimizer, warmup_steps=round(min(config["warmup_epochs"], 0.2 * config["epochs"]) * steps),
@@ -310,8 +331,9 @@ def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: Spli
     best_epoch, best_auc, best_state = 0, -math.inf, None
     for epoch in range(1, int(config["epochs"]) + 1):
         train_loss = train_epoch(net, objective, train_feed, optimizer, scheduler, rng=rng,
-                                 grad_clip=config["grad_clip"], epoch=epoch, base_lr=config["lr"])
-        metrics = {**evaluate(net, objective, val_feed, epoch=epoch), "train_loss": train_loss}
+                                 grad_clip=config["grad_clip"], epoch=epoch, base_lr=config["lr"],
+                                 precision=precision)
+        metrics = {**evaluate(net, objective, val_feed, epoch=epoch, precision=precision), "train_loss": train_loss}
         history.append(metrics)
         if metrics["val_auc"] > best_auc:
             best_epoch, best_auc = epoch, metrics["val_auc"]
@@ -330,15 +352,20 @@ def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: Spli
 class NeuralModel(Model):
     """A :class:`Model` trained by :func:`fit_loop`. Subclasses set ``name``, ``default_config`` (the
     keys of :data:`TRAIN_DEFAULTS` plus their own), ``rules`` for their own keys, and implement
-    :meth:`build_net`; they may override :meth:`objective` and :meth:`train_rows`."""
+    :meth:`build_net`; they may override :meth:`objective` and :meth:`train_rows`.
+
+    ``cpu_channels_last`` says whether the network trains in channels-last memory format on CPU: True
+    only where ``bench perf``'s memory-format row (1c) measured it faster (on CUDA it always does), and
+    then only from :data:`CPU_CHANNELS_LAST_MIN_WIDTH` channels up."""
 
     kind = "neural"
     fidelity = "epochs"
     curve_keys = ("train_loss", "val_loss")
     rules: Mapping[str, Callable[[Any], str | None]] = {}
+    cpu_channels_last: bool = False
 
-    def __init__(self, task, config, *, seed: int = 0, device: str = "cpu", threads: int | None = None) -> None:
-        super().__init__(task, config, seed=seed, device=device, threads=threads)
+    def __init__(self, task, config, *, seed: int = 0, plan: DevicePlan | None = None) -> None:
+        super().__init__(task, config, seed=seed, plan=plan)
         check_config(self.name, self.config, {**TRAIN_RULES, **self.rules})
         self.net: Standardize | None = None
         self.result: TrainResult | None = None
@@ -355,36 +382,37 @@ class NeuralModel(Model):
         return None
 
     @property
-    def torch_device(self) -> torch.device:
-        return torch.device(self.device)
+    def precision(self) -> str:
+        """``fp32`` or ``bf16``: the config's ``precision`` resolved by the device plan."""
+        return self.plan.precision(self.config["precision"])
 
     @property
-    def precision(self) -> str:
-        """bf16 autocast on CUDA, fp32 elsewhere (see :func:`autocast`)."""
-        return "bf16" if self.torch_device.type == "cuda" else "fp32"
+    def channels_last(self) -> bool:
+        """The memory format it trains and scores in: channels-last on CUDA, per network on CPU (not below
+        :data:`CPU_CHANNELS_LAST_MIN_WIDTH`)."""
+        if self.plan.is_cuda:
+            return True
+        return self.cpu_channels_last and int(self.config.get("width", 0)) >= CPU_CHANNELS_LAST_MIN_WIDTH
 
     def fit(self, train: SplitData, val: SplitData, *, report: ReportFn | None = None) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        device = self.torch_device
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        self.plan.apply()
         rng = np.random.default_rng(self.seed)
         rows = self.train_rows(train)
         mean, std = channel_stats(train.X, np.arange(len(train)) if rows is None else rows, rng)
         torch.manual_seed(self.seed)
-        net = Standardize(self.build_net(), mean, std).to(device)
-        if device.type == "cuda":
+        net = Standardize(self.build_net(), mean, std).to(self.plan.device)
+        if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
-        self.result = fit_loop(net, self.objective(), train, val, config=self.config, device=device,
-                               rng=rng, report=report, rows=rows)
+        self.result = fit_loop(net, self.objective(), train, val, config=self.config, plan=self.plan,
+                               rng=rng, report=report, rows=rows, channels_last=self.channels_last)
 
     def _predict(self, X: np.ndarray, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> np.ndarray:
         if self.net is None:
             raise RuntimeError(f"model {self.name!r} is not fitted: call fit() first")
-        feeder = Feeder(X, None, batch_size=int(self.config["batch_size"]), device=self.torch_device)
-        return predict(self.net, feeder, fn)
+        feeder = Feeder(X, None, batch_size=int(self.config["batch_size"]), plan=self.plan,
+                        channels_last=self.channels_last)
+        return predict(self.net, feeder, fn, precision=self.precision)
 
     def score(self, data: SplitData) -> np.ndarray:
         return self._predict(data.X, self.objective().outputs)[:, 0].astype(np.float64)

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     for name in COMPARISONS:
-        p = sub.add_parser(name, help=f"only the {name} comparison (bench perf runs all four)")
+        p = sub.add_parser(name, help=f"only the {name} comparison (bench perf runs them all)")
         p.add_argument("--quick", action="store_true")
     d = sub.add_parser("defaults")
     d.add_argument("--n", nargs="*", default=["ee_gamma=10000", "quark_gluon=3000", "hcal_dqm=4000", "atlas_topo=10000"],

@@ -38,6 +38,7 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
     """N trials of naive_bayes on summary features (milliseconds each): bench run vs plain optuna."""
     import optuna
 
+    from benchmark.devices import DevicePlan
     from benchmark.models import create_model, get_model_class
     from benchmark.search_space import load_space
 
@@ -50,7 +51,7 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
 
     def objective(trial):
         config = {**space.suggest(trial), **trial.params}
-        model = create_model(model_name, task, config, seed=0, threads=1)
+        model = create_model(model_name, task, config, seed=0, plan=DevicePlan(threads=1))
         aucs = []
         model.fit(train, val, report=lambda step, m: aucs.append(m["val_auc"]))
         return max(aucs)

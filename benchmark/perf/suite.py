@@ -8,7 +8,10 @@
    solutions do; (b) ``vit`` at the task's native resolution vs the reference's
    ``vit_tiny_patch16_224`` on 224 x 224 resized, 3-channel copies (hcal_dqm, the task the reference
    ViT solution used). Each side trains the same number of epochs on the same rows and reports its
-   validation AUC, so speed is not bought with accuracy.
+   validation AUC, so speed is not bought with accuracy. (c, d) the suite's loop on each network and
+   task shape in fp32 / bf16 x NCHW / channels-last: whether the device plan picks the fastest, and
+   ``auto`` over fp32 NCHW; (e) fp32 vs bf16 through ``fit``, samples/s and validation AUC
+   (:mod:`benchmark.perf.precision`).
 2. ``runner``: N near-instant trials (naive Bayes on summary features) under ``bench run``'s machinery
    (``runner.run``) vs the same objective under plain ``optuna`` ``study.optimize``, each timed from
    its first trial's result to its last (Ray's start-up excluded).
@@ -34,7 +37,7 @@ from benchmark import environment
 from benchmark.perf import common
 from benchmark.perf.report import Comparison, Report
 
-COMPARISONS = ("throughput", "runner", "search", "memory")
+COMPARISONS = ("throughput", "precision", "runner", "search", "memory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +49,8 @@ class PerfSizes:
     epochs: int = 2  # throughput: epochs, the same on both sides
     rounds: int = 2  # throughput, resnet15: alternating repetitions, each side keeps its fastest
     vit_rounds: int = 1  # throughput, vit: the reference alone takes minutes per round
+    format_rounds: int = 2  # precision x memory format cells: alternating rounds, each keeps its fastest
+    precision_samples: int = 1200  # fp32 vs bf16 through fit: synthetic samples per task
     threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     trials: int = 100  # runner: near-instant trials
     runner_samples: int = 1000
@@ -67,13 +72,20 @@ class PerfSizes:
 
 
 FULL = PerfSizes()
-QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, trials=3, runner_samples=200, search_trials=2,
+QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, format_rounds=1, precision_samples=100, trials=3, runner_samples=200, search_trials=2,
                   search_epochs=2, search_samples=200, seeds=2, memory_samples=300, memory_epochs=1)
 
 
-def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, command: str = "bench perf") -> Report:
+def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, command: str = "bench perf",
+            gpu: bool = False) -> Report:
     """Every comparison in ``only`` on ``sizes``, in this process, on synthetic data in a temporary
-    directory. The Ray instance the runner starts stays up until the process exits."""
+    directory. ``gpu``: the throughput and precision rows on the first CUDA GPU. The Ray instance the
+    runner starts stays up until the process exits."""
+    from benchmark.devices import DevicePlan
+
+    plan = DevicePlan.local(threads=sizes.threads, gpu=gpu)
+    if gpu and not plan.is_cuda:
+        raise ValueError("--gpu: torch sees no CUDA GPU here")
     unknown = sorted(set(only) - set(COMPARISONS))
     if unknown:
         raise ValueError(f"unknown comparison(s) {unknown}; known: {', '.join(COMPARISONS)}")
@@ -86,9 +98,13 @@ def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, comma
         from benchmark.perf.runs import memory, runner_cost, search_efficiency
         from benchmark.perf.throughput import throughput
 
-        if "throughput" in only:  # first, before Ray's processes exist
-            comparisons += throughput(n=sizes.samples, epochs=sizes.epochs, threads=sizes.threads,
-                                      root=root / "data", rounds=sizes.rounds, vit_rounds=sizes.vit_rounds)
+        if "throughput" in only:  # first, before Ray's processes exist (and the precision rows)
+            comparisons += throughput(n=sizes.samples, epochs=sizes.epochs, plan=plan, root=root / "data", rounds=sizes.rounds, vit_rounds=sizes.vit_rounds)
+        if "precision" in only:
+            from benchmark.perf.precision import precision_fit, step_rates
+
+            comparisons += step_rates(plan=plan, root=root / "data", rounds=sizes.format_rounds, quick=sizes == QUICK)
+            comparisons += precision_fit(n=sizes.precision_samples, epochs=sizes.epochs, plan=plan, root=root / "data")
         if "runner" in only:
             comparisons.append(runner_cost(trials=sizes.trials, n=sizes.runner_samples, root=root))
         if "search" in only:

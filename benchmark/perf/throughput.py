@@ -13,19 +13,23 @@ from benchmark.perf.common import log, prepared_splits
 from benchmark.perf.report import Comparison
 
 
-def _suite_train(net, train, *, batch_size: int, epochs: int, lr: float) -> float:
-    """Seconds spent in the suite's training epochs (``training.train_epoch`` over a ``Feeder``)."""
+def _suite_train(net, train, *, model, batch_size: int, epochs: int, lr: float) -> float:
+    """Seconds spent in the suite's training epochs (``training.train_epoch`` over a ``Feeder``), in the
+    precision and memory format ``model``'s device plan picks."""
     import torch
 
     from benchmark.models.training import ClassifierObjective, Feeder, make_optimizer, train_epoch, warmup_cosine
 
-    feeder = Feeder(train.X, train.y, batch_size=batch_size, device=torch.device("cpu"))
+    if model.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    feeder = Feeder(train.X, train.y, batch_size=batch_size, plan=model.plan, channels_last=model.channels_last)
     opt = make_optimizer(net, lr, 1e-2)
     sched = warmup_cosine(opt, warmup_steps=feeder.n_batches(), total_steps=epochs * feeder.n_batches())
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        train_epoch(net, ClassifierObjective(0.0), feeder, opt, sched, rng=rng, grad_clip=1.0, epoch=epoch, base_lr=lr)
+        train_epoch(net, ClassifierObjective(0.0), feeder, opt, sched, rng=rng, grad_clip=1.0, epoch=epoch, base_lr=lr,
+                    precision=model.precision)
     return time.perf_counter() - t0
 
 
@@ -47,10 +51,11 @@ class _PerSampleDataset:
         return x, torch.tensor(float(self.y[i]))
 
 
-def _reference_train(net, train, *, batch_size: int, epochs: int, lr: float, transform=None) -> float:
+def _reference_train(net, train, *, batch_size: int, epochs: int, lr: float, transform=None, device="cpu") -> float:
     import torch
     from torch.utils.data import DataLoader
 
+    net.to(device)
     loader = DataLoader(_PerSampleDataset(train.X, train.y, transform), batch_size=batch_size, shuffle=True)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -58,6 +63,7 @@ def _reference_train(net, train, *, batch_size: int, epochs: int, lr: float, tra
     t0 = time.perf_counter()
     for _ in range(epochs):
         for x, y in loader:
+            x, y = x.to(device), y.to(device)
             opt.zero_grad()
             loss = loss_fn(net(x)[:, 0], y)
             loss.backward()
@@ -65,7 +71,7 @@ def _reference_train(net, train, *, batch_size: int, epochs: int, lr: float, tra
     return time.perf_counter() - t0
 
 
-def _val_scores(net, val, transform=None, batch_size: int = 256) -> np.ndarray:
+def _val_scores(net, val, transform=None, batch_size: int = 256, device="cpu") -> np.ndarray:
     import torch
 
     net.eval()
@@ -75,12 +81,12 @@ def _val_scores(net, val, transform=None, batch_size: int = 256) -> np.ndarray:
             x = torch.from_numpy(np.array(val.X[start:start + batch_size], dtype=np.float32))
             if transform is not None:
                 x = torch.stack([transform(xi) for xi in x])
-            out.append(net(x)[:, 0].float().numpy())
+            out.append(net(x.to(device))[:, 0].float().cpu().numpy())
     return np.concatenate(out)
 
 
-def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2,
-               vit_rounds: int = 1) -> list[Comparison]:
+def throughput(*, n: int, epochs: int, plan, root: Path, rounds: int = 2, vit_rounds: int = 1) -> list[Comparison]:
+    """1a and 1b on ``plan`` (a :class:`~benchmark.devices.DevicePlan`): both sides on its device."""
     import timm
     import torch
 
@@ -89,11 +95,12 @@ def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2
     from benchmark.models.training import Standardize, channel_stats
     from benchmark.models.vit import reference_vit_inputs
 
-    torch.set_num_threads(threads)
+    plan.apply()
+    threads, device = torch.get_num_threads(), plan.device
 
     def standardized(net, train):
         mean, std = channel_stats(train.X, np.arange(len(train)), np.random.default_rng(0))
-        return Standardize(net, mean, std)
+        return Standardize(net, mean, std).to(device)
 
     def pair(task, train, val, sides, rounds):
         """Time both sides ``rounds`` times in alternating order and keep each side's best: a busy
@@ -104,7 +111,7 @@ def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2
                 torch.manual_seed(0)
                 net = build()
                 seconds = train_fn(net, train)
-                scores = _val_scores(net, val, transform)
+                scores = _val_scores(net, val, transform, device=device)
                 row = {"side": label, "task": task.name, "train_samples": len(train), "epochs": epochs,
                        "samples_per_s": len(train) * epochs / seconds, "seconds": seconds,
                        "val_auc": roc_auc(np.asarray(val.y), scores),
@@ -117,32 +124,37 @@ def throughput(*, n: int, epochs: int, threads: int, root: Path, rounds: int = 2
 
     out = []
     task, train, val = prepared_splits("ee_gamma", n, root)
-    resnet = create_model("resnet15", task, {"width": 16, "batch_size": 128})
+    resnet = create_model("resnet15", task, {"width": 16, "batch_size": 128}, plan=plan)
+    suite = f"suite loop ({resnet.precision}, {'channels-last' if resnet.channels_last else 'NCHW'})"
     rows, _ = pair(task, train, val, [
-        (label, lambda: standardized(resnet.build_net(), train),
-         lambda net, tr, fn=fn: fn(net, tr, batch_size=128, epochs=epochs, lr=1e-3), None)
-        for label, fn in (("suite loop", _suite_train), ("per-sample DataLoader", _reference_train))], rounds)
+        (suite, lambda: standardized(resnet.build_net(), train),
+         lambda net, tr: _suite_train(net, tr, model=resnet, batch_size=128, epochs=epochs, lr=1e-3), None),
+        ("per-sample DataLoader (fp32)", lambda: standardized(resnet.build_net(), train),
+         lambda net, tr: _reference_train(net, tr, batch_size=128, epochs=epochs, lr=1e-3, device=device), None)],
+        rounds)
     ratio = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
     out.append(Comparison(
         "throughput_resnet15", "1a. Training throughput: resnet15, suite loop vs per-sample DataLoader",
         tuple(rows), f"{rows[0]['samples_per_s']:.0f} vs {rows[1]['samples_per_s']:.0f} samples/s = {ratio:.2f}x "
         f"(val AUC {rows[0]['val_auc']:.3f} vs {rows[1]['val_auc']:.3f})",
-        "suite loop ahead of the per-sample loader on CPU (> 1x)", ratio > 1,
-        f"The same network and initial weights, batch size 128, {threads} torch threads, {epochs} epoch(s) on the "
+        ">= 2x the seeds' per-sample fp32 recipe", ratio >= 2,
+        f"The same network and initial weights, batch size 128, on {plan.kind} ({threads} torch threads), {epochs} epoch(s) on the "
         f"same {len(train)} ee_gamma rows. Suite: `training.train_epoch` over a `Feeder` (whole-batch reads from the "
-        "memory-mapped arrays; AdamW, warm-up + cosine, clipping). Reference: a `Dataset` returning one sample per "
+        "memory-mapped arrays; AdamW, warm-up + cosine, clipping) in the precision and memory format the device "
+        "plan picks (1c). Reference: a `Dataset` returning one sample per "
         f"`__getitem__`, a shuffling `DataLoader` and Adam, as the reference solutions. Best of {rounds} "
         "alternating round(s) per side."))
 
     task, train, val = prepared_splits("hcal_dqm", n, root)
-    vit = create_model("vit", task, {"patch_size": 8, "batch_size": 64})
+    vit = create_model("vit", task, {"patch_size": 8, "batch_size": 64}, plan=plan)
     ref = lambda x: reference_vit_inputs(x[None])[0]  # noqa: E731  per sample, as the reference does
     rows, (s_native, s_ref) = pair(task, train, val, [
         ("vit, native 64x72x1 (suite)", lambda: standardized(vit.build_net(), train),
-         lambda net, tr: _suite_train(net, tr, batch_size=64, epochs=epochs, lr=5e-4), None),
+         lambda net, tr: _suite_train(net, tr, model=vit, batch_size=64, epochs=epochs, lr=5e-4), None),
         ("vit_tiny_patch16_224 on 224x224x3 (reference)",
          lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=1),
-         lambda net, tr: _reference_train(net, tr, batch_size=64, epochs=epochs, lr=5e-4, transform=ref), ref)],
+         lambda net, tr: _reference_train(net, tr, batch_size=64, epochs=epochs, lr=5e-4, transform=ref, device=device),
+         ref)],
         vit_rounds)
     ratio = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
     diff, low, high = paired_auc_difference(np.asarray(val.y), s_native, s_ref)
@@ -165,6 +177,7 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
     """Test AUC of every model with its default config (neural: ``epochs`` at most) on every task."""
     from benchmark import metrics
     from benchmark.data import Source, Split, prepare
+    from benchmark.devices import DevicePlan
     from benchmark.models import create_model, list_models
     from benchmark.tasks import list_tasks
 
@@ -174,7 +187,7 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
         train, val, test = (p.split(s) for s in Split)
         for cls in list_models():
             config = {cls.fidelity: epochs} if cls.fidelity else {}
-            model = create_model(cls.name, task, config, seed=0, threads=threads)
+            model = create_model(cls.name, task, config, seed=0, plan=DevicePlan(threads=threads))
             t0 = time.perf_counter()
             epochs_run = []
             model.fit(train, val, report=lambda step, m: epochs_run.append(step))
