@@ -9,9 +9,8 @@ themselves.
 **Precision.** Every neural model has the config key ``precision``: ``auto`` (default), ``fp32`` or
 ``bf16`` (bf16 autocast; weights, optimiser state and losses stay fp32). ``auto`` means bf16 where the
 hardware computes it natively (CUDA GPUs that support bf16; CPUs with AMX or AVX512-BF16) and fp32
-elsewhere: on a CPU without those units bf16 is emulated and was measured ~10x *slower* than fp32
-(AMD EPYC, AVX2 only: resnet15 on ee_gamma 339 vs 31 samples/s), while on a Xeon with AMX it is
-1.6-4.4x faster for convolutions. :meth:`DevicePlan.precision` resolves ``auto``; the resolved value is
+elsewhere: on a CPU without those units bf16 is emulated, about ten times *slower* than fp32
+(``bench perf``, rows 1c and 1e of ``leaderboard/perf.md``). :meth:`DevicePlan.precision` resolves ``auto``; the resolved value is
 what every record stores.
 
 **GPU memory.** A split is copied to the GPU when it needs at most :data:`GPU_RESIDENT_FRACTION` of
@@ -83,13 +82,15 @@ class DevicePlan:
 
     @classmethod
     def local(cls, *, threads: int | None = None, gpu: bool = False) -> DevicePlan:
-        """A plan for this process: the first GPU, whole, when ``gpu`` (and one is visible), else the CPU."""
+        """A plan for this process: the first GPU, whole, when ``gpu`` (and one is visible), else the CPU;
+        ``threads`` CPU threads (default: all of them)."""
+        threads = threads or os.cpu_count() or 1
         if gpu:
             import torch
 
             if torch.cuda.is_available():
                 return cls("cuda:0", threads, 1.0)
-        return cls("cpu", threads or os.cpu_count() or 1)
+        return cls("cpu", threads)
 
     @property
     def is_cuda(self) -> bool:

@@ -331,17 +331,17 @@ def _parse_row(cells: dict[str, str]) -> Row:
 
 
 def _from_schema_1(cells: dict[str, str]) -> Row:
-    """A schema-1 row: it ran on a GPU when it took GPU hours, and then (neural models) in bf16, on CPU
-    in fp32, as the code of that schema did; classical models in their library's own arithmetic."""
+    """A schema-1 row: it ran on a GPU when it took GPU hours, in the precision that schema's code used
+    there (:func:`records.schema_1_precision`)."""
     from benchmark.models import get_model_class
 
     try:
-        neural = "precision" in get_model_class(cells["model"]).default_config
+        neural = get_model_class(cells["model"]).has_precision()
         gpu = float(cells["gpu_hours"]) > 0
     except (BenchError, ValueError) as e:
         raise BenchError(f"unreadable schema-1 row ({e}): regenerate the board with `bench leaderboard --rebuild`") from None
-    device = "cuda" if gpu else "cpu"
-    return _parse_row({**cells, "device": device, "precision": ("bf16" if gpu else "fp32") if neural else "native"})
+    return _parse_row({**cells, "device": "cuda" if gpu else "cpu",
+                       "precision": records.schema_1_precision(gpu, neural)})
 
 
 def format_table(rows: list[Row]) -> str:

@@ -89,6 +89,12 @@ class TrialRecord:
         return cls(**kept)
 
 
+def schema_1_precision(gpu: bool, neural: bool = True) -> str:
+    """What the code of schema 1 computed in: neural models bf16 autocast on a GPU and fp32 on CPU,
+    classical models their library's own arithmetic."""
+    return ("bf16" if gpu else "fp32") if neural else "native"
+
+
 #: The Optuna trial's user attribute holding Ray Tune's trial id (the join between the two stores).
 TUNE_ID = "tune_trial_id"
 
@@ -240,10 +246,10 @@ class SearchResult:
     def from_json(cls, d: Mapping) -> SearchResult:
         d = dict(d)
         version = d.pop("schema_version", 1)
-        if version == 1:  # derive what schema 1 left implicit: fp32 on CPU, bf16 autocast on a GPU
+        if version == 1:  # derive what schema 1 left implicit
             gpu = float((d.get("resources_per_trial") or {}).get("gpu", 0) or 0) > 0
             d.setdefault("device", "cuda" if gpu else "cpu")
-            d.setdefault("precision", "bf16" if gpu else "fp32")
+            d.setdefault("precision", schema_1_precision(gpu))
             d.setdefault("epochs_trained", None)
             d.setdefault("resources_per_trial", {})
             d.setdefault("finished", "")

@@ -307,7 +307,7 @@ def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str
     train, val, test = (prepared.split(s) for s in data.Split)
     plan = DevicePlan.local(gpu=best.device == "cuda")
     config = dict(best.best_config)
-    if "precision" in get_model_class(best.model).default_config and plan.kind == best.device:
+    if get_model_class(best.model).has_precision() and plan.kind == best.device:
         config["precision"] = best.precision  # retrained as the search computed, on the same kind of device
     with np.load(study / "roc.npz") as f:
         seen_score = f["score"]

@@ -374,7 +374,7 @@ def _fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
     fixed: dict[str, Any] = {}
     if cls.fidelity is not None and cls.fidelity in space.names():
         fixed[cls.fidelity] = spec.max_epochs
-    if spec.precision != "auto" and "precision" in cls.default_config:
+    if spec.precision != "auto" and cls.has_precision():
         fixed["precision"] = spec.precision
     return fixed
 
@@ -443,7 +443,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     print(f"{task.name} / {model}: best val AUC {best.best_val_auc:.4f} ({len(done)} trials); "
           f"evaluating on test ({spec.repeats} seed(s))", file=sys.stderr)
     config = dict(best.config)
-    if best.precision is not None and "precision" in cls.default_config:
+    if best.precision is not None and cls.has_precision():
         config["precision"] = best.precision  # the test evaluation computes as the search did
     final = _final_evaluation(spec, model, config, prep)
     atomic_savez(study_dir / "roc.npz", **final.roc)

@@ -1,13 +1,15 @@
 """The device plan and the precision setting: resolved once, recorded, deterministic (bf16 on CPU too)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from benchmark import devices
 from benchmark.devices import DevicePlan
 from benchmark.errors import ConfigError
-from benchmark.models import create_model
+from benchmark.models import create_model, get_model_class
 from test_models import SHAPES, TINY, fit, task_for
 
 
@@ -21,9 +23,10 @@ def test_auto_is_bf16_exactly_where_the_hardware_has_it(monkeypatch):
 
 
 def test_the_cpu_probe_agrees_with_the_cpu_flags():
-    flags = open("/proc/cpuinfo").read().split() if __import__("os").path.exists("/proc/cpuinfo") else None
-    if flags is None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
         pytest.skip("no /proc/cpuinfo")
+    flags = cpuinfo.read_text().split()
     assert devices.cpu_has_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
 
 
@@ -55,7 +58,7 @@ def test_precision_is_a_checked_config_key_of_every_neural_model():
         assert create_model(name, task, TINY[name]).config["precision"] == "auto"
         with pytest.raises(ConfigError, match="precision"):
             create_model(name, task, {**TINY[name], "precision": "half"})
-    assert create_model("logreg", task, {}).precision == "native"
+    assert create_model("logreg", task, {}).precision == "native" and not get_model_class("logreg").has_precision()
 
 
 @pytest.mark.parametrize("name", ["resnet15", "vae"])

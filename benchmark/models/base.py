@@ -72,6 +72,12 @@ class Model(abc.ABC):
         """The arithmetic it trains and scores in: ``native`` (the library's own) unless a model says."""
         return "native"
 
+    @classmethod
+    def has_precision(cls) -> bool:
+        """Whether its config has the ``precision`` key (the neural models): ``bench run --precision``
+        fixes it, and retraining uses the precision its search computed in."""
+        return "precision" in cls.default_config
+
     def artifacts(self, test: SplitData) -> dict[str, dict[str, np.ndarray]]:
         """Extra arrays of the fitted model on ``test``, one dict per name in ``artifact_names``."""
         return {}

@@ -37,28 +37,16 @@ def _loop_rate(model, train, *, precision: str, channels_last: bool, batches: in
     """Samples/s of ``batches`` training steps of the suite's loop on ``model.plan`` (one warm-up step first)."""
     import torch
 
-    from benchmark.models.training import Feeder, Standardize, channel_stats, make_optimizer, train_epoch, warmup_cosine
+    from benchmark.models.training import Standardize, channel_stats
+    from benchmark.perf.throughput import suite_train
 
-    rng = np.random.default_rng(0)
     rows = model.train_rows(train)
-    rows = np.arange(len(train)) if rows is None else rows
-    rows = rows[:BATCH * (batches + 1)]
+    rows = (np.arange(len(train)) if rows is None else rows)[:BATCH * (batches + 1)]
     torch.manual_seed(0)
-    net = Standardize(model.build_net(), *channel_stats(train.X, rows, rng)).to(model.plan.device)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    opt = make_optimizer(net, 1e-3, 1e-2)
-    sched = warmup_cosine(opt, warmup_steps=1, total_steps=batches + 1)
-    common = dict(rng=rng, grad_clip=1.0, base_lr=1e-3, precision=precision)
-    warm = Feeder(train.X, train.y, batch_size=BATCH, plan=model.plan, rows=rows[:BATCH], channels_last=channels_last)
-    train_epoch(net, model.objective(), warm, opt, sched, epoch=0, **common)
-    feed = Feeder(train.X, train.y, batch_size=BATCH, plan=model.plan, rows=rows[BATCH:], channels_last=channels_last)
-    sync = torch.cuda.synchronize if model.plan.is_cuda else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    train_epoch(net, model.objective(), feed, opt, sched, epoch=1, **common)
-    sync()
-    return len(feed) / (time.perf_counter() - t0)
+    net = Standardize(model.build_net(), *channel_stats(train.X, rows, np.random.default_rng(0))).to(model.plan.device)
+    kwargs = dict(model=model, batch_size=BATCH, epochs=1, lr=1e-3, precision=precision, channels_last=channels_last)
+    suite_train(net, train, rows=rows[:BATCH], **kwargs)  # warm-up
+    return (len(rows) - BATCH) / suite_train(net, train, rows=rows[BATCH:], **kwargs)
 
 
 def step_rates(*, plan, root: Path, rounds: int, quick: bool = False) -> list[Comparison]:

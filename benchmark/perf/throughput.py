@@ -13,23 +13,30 @@ from benchmark.perf.common import log, prepared_splits
 from benchmark.perf.report import Comparison
 
 
-def _suite_train(net, train, *, model, batch_size: int, epochs: int, lr: float) -> float:
-    """Seconds spent in the suite's training epochs (``training.train_epoch`` over a ``Feeder``), in the
-    precision and memory format ``model``'s device plan picks."""
+def suite_train(net, train, *, model, batch_size: int, epochs: int, lr: float, rows=None,
+                precision: str | None = None, channels_last: bool | None = None) -> float:
+    """Seconds spent in the suite's training epochs (``training.train_epoch`` over a ``Feeder``, with
+    ``model``'s objective, on its plan's device) on ``rows`` of ``train`` (all when None), in
+    ``precision`` and memory format ``channels_last`` (default: what ``model``'s device plan picks)."""
     import torch
 
-    from benchmark.models.training import ClassifierObjective, Feeder, make_optimizer, train_epoch, warmup_cosine
+    from benchmark.models.training import Feeder, make_optimizer, train_epoch, warmup_cosine
 
-    if model.channels_last:
+    precision = model.precision if precision is None else precision
+    channels_last = model.channels_last if channels_last is None else channels_last
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    feeder = Feeder(train.X, train.y, batch_size=batch_size, plan=model.plan, channels_last=model.channels_last)
+    feeder = Feeder(train.X, train.y, batch_size=batch_size, plan=model.plan, rows=rows, channels_last=channels_last)
     opt = make_optimizer(net, lr, 1e-2)
     sched = warmup_cosine(opt, warmup_steps=feeder.n_batches(), total_steps=epochs * feeder.n_batches())
     rng = np.random.default_rng(0)
+    sync = torch.cuda.synchronize if model.plan.is_cuda else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        train_epoch(net, ClassifierObjective(0.0), feeder, opt, sched, rng=rng, grad_clip=1.0, epoch=epoch, base_lr=lr,
-                    precision=model.precision)
+        train_epoch(net, model.objective(), feeder, opt, sched, rng=rng, grad_clip=1.0, epoch=epoch, base_lr=lr,
+                    precision=precision)
+    sync()
     return time.perf_counter() - t0
 
 
@@ -128,7 +135,7 @@ def throughput(*, n: int, epochs: int, plan, root: Path, rounds: int = 2, vit_ro
     suite = f"suite loop ({resnet.precision}, {'channels-last' if resnet.channels_last else 'NCHW'})"
     rows, _ = pair(task, train, val, [
         (suite, lambda: standardized(resnet.build_net(), train),
-         lambda net, tr: _suite_train(net, tr, model=resnet, batch_size=128, epochs=epochs, lr=1e-3), None),
+         lambda net, tr: suite_train(net, tr, model=resnet, batch_size=128, epochs=epochs, lr=1e-3), None),
         ("per-sample DataLoader (fp32)", lambda: standardized(resnet.build_net(), train),
          lambda net, tr: _reference_train(net, tr, batch_size=128, epochs=epochs, lr=1e-3, device=device), None)],
         rounds)
@@ -150,7 +157,7 @@ def throughput(*, n: int, epochs: int, plan, root: Path, rounds: int = 2, vit_ro
     ref = lambda x: reference_vit_inputs(x[None])[0]  # noqa: E731  per sample, as the reference does
     rows, (s_native, s_ref) = pair(task, train, val, [
         ("vit, native 64x72x1 (suite)", lambda: standardized(vit.build_net(), train),
-         lambda net, tr: _suite_train(net, tr, model=vit, batch_size=64, epochs=epochs, lr=5e-4), None),
+         lambda net, tr: suite_train(net, tr, model=vit, batch_size=64, epochs=epochs, lr=5e-4), None),
         ("vit_tiny_patch16_224 on 224x224x3 (reference)",
          lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=1),
          lambda net, tr: _reference_train(net, tr, batch_size=64, epochs=epochs, lr=5e-4, transform=ref, device=device),
