@@ -182,6 +182,24 @@ def storage_location(text: str) -> str:
     return str(Path(output_dir(text)).resolve())
 
 
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--n-train`` (the training-size fidelity) and the synthetic evaluation sizes ``--n-val`` / ``--n-test``."""
+    parser.add_argument("--n-train", type=positive_int, default=None,
+                        help="training rows (synthetic: generated; real: a nested subset of the training split; "
+                             "default: the task's synthetic size, or the whole real training split)")
+    parser.add_argument("--n-val", type=positive_int, default=None,
+                        help="synthetic validation rows (default: the task's fixed size)")
+    parser.add_argument("--n-test", type=positive_int, default=None,
+                        help="synthetic test rows (default: the task's fixed size, so a test AUC's 95 %% interval is "
+                             "at most +/- 0.01)")
+
+
+def sizes_of(args: argparse.Namespace):
+    from benchmark.data import Sizes
+
+    return Sizes(args.n_train, args.n_val, args.n_test)
+
+
 def _task_names(args_task: str) -> list[str]:
     from benchmark.tasks import get_task, list_tasks
 
@@ -296,7 +314,7 @@ class DataPrepareCommand(Command):
         parser.add_argument("task")
         if len(self.sources) > 1:
             parser.add_argument("--source", choices=self.sources, default=self.sources[0])
-        parser.add_argument("--n", type=positive_int, default=None, help="synthetic samples (default: the task's)")
+        add_size_arguments(parser)
         parser.add_argument("--seed", type=seed, default=0)
 
     def run(self, args):
@@ -306,12 +324,11 @@ class DataPrepareCommand(Command):
         source = data.Source(getattr(args, "source", self.sources[0]))
         root = data.data_dir(args.data_dir)
         if source is data.Source.SYNTHETIC:
-            data.check_room([get_task(t) for t in _task_names(args.task)], root, seed=args.seed, n_samples=args.n,
-                            option="--n")
+            data.check_room([get_task(t) for t in _task_names(args.task)], root, seed=args.seed, sizes=sizes_of(args))
         for name in _task_names(args.task):
             t0 = time.perf_counter()
             prepared = data.prepare(get_task(name), source=source, root=root,
-                                    seed=args.seed, n_samples=args.n, progress=True)
+                                    seed=args.seed, sizes=sizes_of(args), progress=True)
             sizes = prepared.manifest["split_sizes"]
             print(f"{name}: {sizes} in {time.perf_counter() - t0:.1f} s -> {prepared.path}")
         return 0
@@ -325,6 +342,9 @@ class RunCommand(Command):
     name, help = "run", "Optuna searches under Ray Tune for every model on a task, then one test evaluation"
 
     def add_arguments(self, parser):
+        from benchmark.protocol import PROTOCOLS
+        from benchmark.recipes import RECIPES
+
         parser.add_argument("--task", required=True, help="a task name or 'all'")
         parser.add_argument("--model", nargs="+", default=None, help="model names (default: all eight)")
         parser.add_argument("--trials", type=positive_int, default=20, help="trials per model (default 20)")
@@ -340,7 +360,7 @@ class RunCommand(Command):
         parser.add_argument("--concurrency", type=positive_int, default=None,
                             help="trials at once (default: as many as the CPUs allow)")
         parser.add_argument("--source", choices=["auto", "synthetic", "real"], default="auto")
-        parser.add_argument("--n-samples", type=positive_int, default=None, help="synthetic samples (default: the task's)")
+        add_size_arguments(parser)
         parser.add_argument("--seed", type=seed, default=0)
         parser.add_argument("--name", type=run_name, default=None,
                             help="run name: the directory RUNS_DIR/NAME (default: a timestamp)")
@@ -348,6 +368,12 @@ class RunCommand(Command):
         parser.add_argument("--repeats", type=positive_int, default=1, help="retrain the best config with K seeds")
         parser.add_argument("--space", action="append", type=space_arg, default=[], metavar="[MODEL=]FILE",
                             help="a search-space YAML file replacing the model's own")
+        parser.add_argument("--recipe", nargs="+", default=[], metavar="NAME",
+                            help="reference recipes to run after the searches, untuned (benchmark.recipes: "
+                                 f"{' '.join(RECIPES)})")
+        parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                            help="a board protocol (benchmark.protocol): its preset for the task fixes models, "
+                                 "trials, epochs, training rows, seeds, sampler, scheduler, recipes and spaces")
         parser.add_argument("--address", default=None,
                             help="an existing Ray cluster: auto or HOST:PORT of its head (default: a local Ray, "
                                  "or $RAY_ADDRESS when set, as under `ray job submit`)")
@@ -355,8 +381,10 @@ class RunCommand(Command):
                             help="where Ray Tune keeps its experiment state: a shared path or a URI such as "
                                  "s3://bucket/dir (default: the run directory on this machine)")
         parser.add_argument("--runs-dir", type=output_dir, default="runs")
-        parser.add_argument("--leaderboard-dir", type=output_dir, default="leaderboard",
-                            help="the board the run's results are merged into at the end (default leaderboard)")
+        parser.add_argument("--leaderboard-dir", type=output_dir, default=None,
+                            help="the board the run's results are merged into at the end (default RUNS_DIR/leaderboard: "
+                                 "a board of your own; the project's published board is `leaderboard`, written "
+                                 "only when named here)")
         parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's logs")
 
     def run(self, args):
@@ -367,6 +395,9 @@ class RunCommand(Command):
         if args.resume and not args.name:
             raise BenchError("--resume needs the --name of the run to continue")
         models = tuple(args.model or [m.name for m in list_models()])  # checked with the rest in runner.check
+        if args.protocol is not None:
+            args = _with_protocol(args)
+            models = tuple(m.name for m in list_models())
         spaces = {}
         for model, path in args.space:
             if not model and len(models) != 1:
@@ -378,10 +409,12 @@ class RunCommand(Command):
         spec = RunSpec(tasks=tuple(_task_names(args.task)), models=models, trials=args.trials, sampler=args.sampler,
                        scheduler=args.scheduler, max_epochs=args.max_epochs, precision=args.precision, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, source=args.source,
-                       n_samples=args.n_samples, seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
+                       sizes=sizes_of(args), seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
                        resume=args.resume, repeats=args.repeats, address=args.address, storage=args.storage,
                        data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
-                       verbose=args.verbose, argv=("bench", *args.argv))
+                       recipes=tuple(dict.fromkeys(args.recipe)), protocol=args.protocol, verbose=args.verbose,
+                       argv=("bench", *args.argv))
+        board = Path(args.leaderboard_dir) if args.leaderboard_dir else spec.runs_dir / "leaderboard"
         try:
             outcome = run(spec)
         except KeyboardInterrupt as e:
@@ -390,14 +423,40 @@ class RunCommand(Command):
                   f"  bench {' '.join(again)} --resume", file=sys.stderr)
             return 130
         try:  # merged with the board, under a file lock
-            leaderboard.update(spec.runs_dir, Path(args.leaderboard_dir))
+            leaderboard.update(spec.runs_dir, board)
         except (OSError, BenchError) as e:  # the results are saved; only the board could not be written
             print(f"bench: warning: leaderboard not updated ({e}); run `bench leaderboard --rebuild` later",
                   file=sys.stderr)
         if outcome.failures:
             raise SearchFailed("; ".join(outcome.failures))
-        print(f"results: {outcome.run_dir}")
+        print(f"results: {outcome.run_dir}\nboard: {board / leaderboard.MD_NAME}")
         return 0
+
+
+#: ``bench run`` options a protocol's preset fixes, with the attribute each one sets.
+PROTOCOL_FIXES = {"--model": "model", "--trials": "trials", "--max-epochs": "max_epochs", "--n-train": "n_train",
+                  "--n-val": "n_val", "--n-test": "n_test", "--repeats": "repeats", "--sampler": "sampler",
+                  "--scheduler": "scheduler", "--space": "space", "--recipe": "recipe"}
+
+
+def _with_protocol(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the settings of ``--protocol``'s preset for the one task; an option the preset fixes
+    may not be given too."""
+    from benchmark import protocol
+    from benchmark.search_space import SPACES_DIR
+
+    given = [opt for opt in PROTOCOL_FIXES if any(a == opt or a.startswith(opt + "=") for a in args.argv)]
+    if given:
+        raise BenchError(f"--protocol {args.protocol} fixes {given[0]}: leave it out (see benchmark/protocol.py)")
+    tasks = _task_names(args.task)
+    if len(tasks) != 1:
+        raise BenchError(f"--protocol {args.protocol}: one task per command (each is a resumable run of its own); "
+                         f"pass --task {tasks[0]}, then the others")
+    p = protocol.preset(args.protocol, tasks[0])
+    return argparse.Namespace(**{**vars(args), "trials": p.trials, "max_epochs": p.max_epochs, "n_train": p.n_train,
+                                 "n_val": None, "n_test": None, "repeats": p.repeats, "sampler": p.sampler,
+                                 "scheduler": p.scheduler, "recipe": list(p.recipes),
+                                 "space": [(m, str(SPACES_DIR / f)) for m, f in p.spaces.items()]})
 
 
 class LeaderboardCommand(Command):
@@ -409,15 +468,17 @@ class LeaderboardCommand(Command):
         parser.add_argument("--rebuild", action="store_true",
                             help="regenerate --out from scratch from every run in --runs-dir first")
         parser.add_argument("--runs-dir", type=path_arg, default="runs")
-        parser.add_argument("--out", type=path_arg, default="leaderboard",
-                            help="the leaderboard directory (default leaderboard)")
+        parser.add_argument("--out", type=path_arg, default=None,
+                            help="the leaderboard directory (default RUNS_DIR/leaderboard, where `bench run` writes; "
+                                 "the project's published board is `leaderboard`)")
 
     def run(self, args):
         from benchmark import leaderboard
         from benchmark.tasks import get_task
 
         task = get_task(args.task).name if args.task is not None else None  # an unknown task fails before any work
-        out, runs_dir = Path(args.out), Path(args.runs_dir)
+        runs_dir = Path(args.runs_dir)
+        out = Path(args.out) if args.out else runs_dir / "leaderboard"
         if args.rebuild and not runs_dir.is_dir():  # rebuilding from nothing would empty the board
             raise BenchError(f"--rebuild: no runs directory {runs_dir} (pass --runs-dir)")
         rows = leaderboard.rebuild(runs_dir, out) if args.rebuild else leaderboard.load(out)

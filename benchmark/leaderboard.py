@@ -43,7 +43,7 @@ __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_h
            "format_table", "load", "rebuild", "update"]
 
 #: Version of the CSV columns below; bump it when a column is added, removed, renamed or re-meant.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CSV_NAME, MD_NAME, LOCK_NAME, ARRAYS_DIR = "leaderboard.csv", "leaderboard.md", ".leaderboard.lock", "arrays"
 _FIGURE_GLOBS = ("roc_*.png", "recon_*.png")
 _LITERATURE = "(literature, not produced here)"
@@ -51,7 +51,8 @@ _LITERATURE = "(literature, not produced here)"
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One leaderboard row: the best search (by validation AUC) of a (task, model, source, data_hash).
+    """One leaderboard row: the best search (by validation AUC) of a (task, model, recipe, source,
+    data_hash, n_train).
 
     The fields are the CSV columns in order, after ``schema_version``; ``study_dir`` (where the ROC
     and reconstruction arrays lie) is known only to rows read from run directories.
@@ -59,8 +60,10 @@ class Row:
 
     task: str
     model: str
+    recipe: str            # a reference recipe's name (untuned, benchmark.recipes); "" for a tuned search
     source: str            # "synthetic" or "real"
-    data_hash: str         # sha256: of the real files' digests, or of generator version + n + seed
+    data_hash: str         # sha256 of the evaluation data: the real files' digests, or generator + val / test sizes + seed
+    n_train: int           # training rows (the training-size fidelity; -1: unknown, schema < 3)
     test_auc: float
     auc_low: float         # bootstrap 95 % interval of the test AUC
     auc_high: float
@@ -69,7 +72,13 @@ class Row:
     rej_at_eff30: float
     auc_mean: float        # over the --repeats seeds
     auc_std: float
+    auc_median: float
+    auc_min: float
+    auc_max: float
     repeats: int
+    epochs: float          # median epochs of the seeds' retraining (NaN: a model without epochs, or unknown)
+    converged: str         # "yes" when every seed's retraining converged, "no (<why>)" otherwise, "" n/a
+    recon_corr: float      # VAEs: mean pixel correlation of test images and reconstructions (NaN otherwise)
     val_auc: float
     trials_completed: int
     trials_pruned: int
@@ -88,12 +97,16 @@ class Row:
     date: str              # day of the invocation that ran the search
     run_id: str            # the run directory's name
     command: str           # the `bench run` command of that invocation
+    protocol: str          # the board protocol it ran under (benchmark.protocol), "" for none
     study_dir: Path | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 COLUMNS: tuple[str, ...] = ("schema_version",) + tuple(f.name for f in dataclasses.fields(Row)
                                                       if f.name != "study_dir")
 _ADDED_IN_2 = ("device", "precision")  # schema 1 is read with these derived (see load)
+#: Schema 3's columns, and what an older board's row reads as (nothing of it measured them).
+_ADDED_IN_3 = {"recipe": "", "n_train": "-1", "auc_median": None, "auc_min": None, "auc_max": None,
+               "epochs": "nan", "converged": "", "recon_corr": "nan", "protocol": ""}
 _PARSE = {"str": str, "int": int, "float": float}
 
 
@@ -123,20 +136,24 @@ def _scan(runs_dir: Path) -> list[Row]:
 def _best(rows: list[Row]) -> list[Row]:
     # Select by *validation* AUC, never test AUC: picking the best of several runs on the test set
     # would tune on test and bias the published number upwards. Ties go to the newest run.
+    # On a tie the row with more evidence (more seeds) wins, then the newest.
     best: dict[tuple, Row] = {}
+
+    def rank(r: Row) -> tuple:
+        return _finite_or(r.val_auc, -math.inf), r.repeats, r.date, r.run_id
+
     for row in rows:
-        key = (row.task, row.model, row.source, row.data_hash)
-        rank = (_finite_or(row.val_auc, -math.inf), row.date, row.run_id)
+        key = (row.task, row.model, row.recipe, row.source, row.data_hash, row.n_train)
         old = best.get(key)
-        if old is None or rank > (_finite_or(old.val_auc, -math.inf), old.date, old.run_id):
+        if old is None or rank(row) > rank(old):
             best[key] = row
     return _board_order(best.values())
 
 
 def _board_order(rows) -> list[Row]:
     order = {name: i for i, name in enumerate(_known_tasks())}
-    return sorted(rows, key=lambda r: (order.get(r.task, len(order)), r.task, -_finite_or(r.test_auc, -1.0),
-                                       r.model, r.source, r.data_hash))
+    return sorted(rows, key=lambda r: (order.get(r.task, len(order)), r.task, -_finite_or(r.auc_median, -1.0),
+                                       r.model, r.recipe, r.source, r.data_hash, r.n_train))
 
 
 def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
@@ -147,12 +164,20 @@ def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
     inv = runs[run_dir].invocation_for(r.task, r.model)
     spec = inv.spec if inv else {}
     trial_hours = r.trial_time_s / 3600.0
-    first = r.test.first
+    first, runs = r.test.first, r.test.repeats
+    epochs = sorted(t.epochs for t in runs if t.epochs is not None)
+    stops = [t.stop for t in runs if t.converged is False]
+    converged = "" if not epochs else ("yes" if not stops else f"no ({len(stops)}/{len(runs)} cut at their last epoch)")
+    recon = [t.recon_corr for t in runs if t.recon_corr is not None]
     return Row(
-        task=r.task, model=r.model, source=r.source, data_hash=data_hash(r.data),
+        task=r.task, model=r.model, recipe=r.recipe or "", source=r.source, data_hash=data_hash(r.data),
+        n_train=int(r.data.get("split_sizes", {}).get("train", -1)),
         test_auc=first.auc, auc_low=first.auc_low, auc_high=first.auc_high, accuracy=first.accuracy,
         rej_at_eff50=first.rej_at_eff50, rej_at_eff30=first.rej_at_eff30, auc_mean=r.test.auc_mean,
-        auc_std=r.test.auc_std, repeats=len(r.test.repeats), val_auc=r.val_auc,
+        auc_std=r.test.auc_std, auc_median=r.test.auc_median, auc_min=min(t.auc for t in runs),
+        auc_max=max(t.auc for t in runs), repeats=len(runs),
+        epochs=float(epochs[len(epochs) // 2]) if epochs else math.nan, converged=converged,
+        recon_corr=float(sum(recon) / len(recon)) if recon else math.nan, val_auc=r.val_auc,
         trials_completed=int(r.trials["completed"]), trials_pruned=int(r.trials["pruned"]),
         trials_failed=int(r.trials["failed"]), sampler=r.sampler, scheduler=r.scheduler,
         search_wall_s=r.search_wall_s, cpu_hours=trial_hours * float(spec.get("cpus_per_trial", math.nan)),
@@ -161,16 +186,22 @@ def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
         best_config=json.dumps(r.best_config, sort_keys=True), seed=r.seed,
         package_version=str(inv.versions.get("hepbench") or "") if inv else "", date=inv.time[:10] if inv else "",
         run_id=run_dir.name, command=shlex.join(["bench", *inv.argv[1:]]) if inv and inv.argv else "",
-        study_dir=study_dir)
+        protocol=r.protocol or "", study_dir=study_dir)
 
 
 def data_hash(data: dict) -> str:
-    """Identity of the data a result used: SHA-256 over the real files' SHA-256 (in file-name order),
-    or over generator version, sample count and seed for synthetic data."""
+    """Identity of the *evaluation* data a result used: SHA-256 over the real files' SHA-256 (in file-name
+    order) and the split seed, or over generator version, validation and test sizes and seed for synthetic
+    data. The training size is not part of it (it is the row's ``n_train``): rows trained on different
+    amounts of the same data were tested on the same rows. A result of schema < 3 hashes its sample count."""
     if data.get("files"):
         text = "".join(data["files"][name]["sha256"] for name in sorted(data["files"]))
-    else:
+        if "n_train" in data:
+            text += f"|{data['seed']}"
+    elif "n_samples" in data:
         text = f"{data['generator_version']}|{data['n_samples']}|{data['seed']}"
+    else:
+        text = f"{data['generator_version']}|val {data['n_val']}|test {data['n_test']}|{data['seed']}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -225,7 +256,8 @@ def _published(out_dir: Path) -> list[Row]:
 
 def arrays_path(out_dir: Path, row: Row) -> Path:
     """Where the board keeps ``row``'s test labels / scores (and reconstructions)."""
-    name = f"{row.model}-{row.source}-{row.data_hash[:12]}.npz".replace(":", "_").replace("/", "_")
+    recipe = f"@{row.recipe}" if row.recipe else ""
+    name = f"{row.model}{recipe}-{row.source}-{row.data_hash[:12]}-n{row.n_train}.npz".replace(":", "_").replace("/", "_")
     return Path(out_dir) / ARRAYS_DIR / row.task / name
 
 
@@ -243,7 +275,7 @@ def _store_arrays(rows: list[Row], out_dir: Path) -> None:
                 arrays = {"y": roc["y"].astype(np.int8), "score": roc["score"].astype(np.float32)}
             if (r.study_dir / "recon.npz").is_file():
                 with np.load(r.study_dir / "recon.npz") as recon:
-                    arrays.update({f"recon_{k}": recon[k] for k in ("original", "reconstructed", "y")})
+                    arrays.update({f"recon_{k}": recon[k] for k in recon.files})
         except (OSError, ValueError, KeyError) as e:
             _warn(f"{r.study_dir}: ROC / reconstruction arrays unreadable ({e}); left out of the pictures")
             keep.discard(path)
@@ -265,15 +297,17 @@ def _write_figures(rows: list[Row], out_dir: Path) -> None:
         if task is None:
             continue
         mine = [r for r in rows if r.task == task_name and arrays_path(out_dir, r).is_file()]
-        several = len({(r.source, r.data_hash) for r in mine}) > 1
+        several = len({(r.source, r.data_hash, r.n_train) for r in mine}) > 1
         curves, recons = {}, {}
         for r in mine:
-            label = f"{r.model} ({r.source} {r.data_hash[:8]})" if several else r.model
+            label = f"{r.model} (recipe {r.recipe})" if r.recipe else r.model
+            if several:
+                label += f" ({r.source} {r.data_hash[:8]}, {r.n_train} rows)"
             try:
                 with np.load(arrays_path(out_dir, r)) as a:
                     curves[label] = (a["y"], a["score"])
                     if "recon_y" in a:
-                        recons[label] = {k: a[f"recon_{k}"] for k in ("original", "reconstructed", "y")}
+                        recons[label] = {k.removeprefix("recon_"): a[k] for k in a.files if k.startswith("recon_")}
             except (OSError, ValueError, KeyError) as e:
                 _warn(f"{arrays_path(out_dir, r)}: unreadable ({e}); left out of the pictures")
         # a picture that cannot be drawn must not cost the board (this runs at the end of `bench run`),
@@ -311,13 +345,16 @@ def load(out_dir: Path) -> list[Row]:
         reader = csv.reader(f)
         header = tuple(next(reader, ()))
         lines = list(reader)
-    v1 = tuple(c for c in COLUMNS if c not in _ADDED_IN_2)
-    if header == v1 and all(line[0] == "1" for line in lines):
-        return [_from_schema_1(dict(zip(v1[1:], line[1:], strict=True))) for line in lines]
-    if header != COLUMNS or any(line[0] != str(SCHEMA_VERSION) for line in lines):
-        raise BenchError(f"{path} is not leaderboard schema {SCHEMA_VERSION}: "
-                         "regenerate it with `bench leaderboard --rebuild`")
+    v2 = tuple(c for c in COLUMNS if c not in _ADDED_IN_3)
+    v1 = tuple(c for c in v2 if c not in _ADDED_IN_2)
     try:
+        if header == v1 and all(line[0] == "1" for line in lines):
+            return [_from_schema_1(dict(zip(v1[1:], line[1:], strict=True))) for line in lines]
+        if header == v2 and all(line[0] == "2" for line in lines):
+            return [_parse_row(_schema_3_cells(dict(zip(v2[1:], line[1:], strict=True)))) for line in lines]
+        if header != COLUMNS or any(line[0] != str(SCHEMA_VERSION) for line in lines):
+            raise BenchError(f"{path} is not leaderboard schema {SCHEMA_VERSION}: "
+                             "regenerate it with `bench leaderboard --rebuild`")
         return [_parse_row(dict(zip(COLUMNS[1:], line[1:], strict=True))) for line in lines]
     except (ValueError, TypeError) as e:
         raise BenchError(f"{path}: unreadable ({e}): regenerate it with `bench leaderboard --rebuild`") from None
@@ -330,6 +367,12 @@ def _parse_row(cells: dict[str, str]) -> Row:
     return Row(**{c: _TYPES[c](v) for c, v in cells.items()})
 
 
+def _schema_3_cells(cells: dict[str, str]) -> dict[str, str]:
+    """An older row's cells with schema 3's columns: the seeds' median / min / max from their mean (the
+    older board kept mean and std only), the rest unknown."""
+    return {**{c: cells["auc_mean"] if d is None else d for c, d in _ADDED_IN_3.items()}, **cells}
+
+
 def _from_schema_1(cells: dict[str, str]) -> Row:
     """A schema-1 row: it ran on a GPU when it took GPU hours, in the precision that schema's code used
     there (:func:`records.schema_1_precision`)."""
@@ -340,8 +383,8 @@ def _from_schema_1(cells: dict[str, str]) -> Row:
         gpu = float(cells["gpu_hours"]) > 0
     except (BenchError, ValueError) as e:
         raise BenchError(f"unreadable schema-1 row ({e}): regenerate the board with `bench leaderboard --rebuild`") from None
-    return _parse_row({**cells, "device": "cuda" if gpu else "cpu",
-                       "precision": records.schema_1_precision(gpu, neural)})
+    return _parse_row(_schema_3_cells({**cells, "device": "cuda" if gpu else "cpu",
+                                       "precision": records.schema_1_precision(gpu, neural)}))
 
 
 def format_table(rows: list[Row]) -> str:
@@ -361,12 +404,18 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
     ``figures_dir``), and the commands that produced the rows."""
     parts = [
         "# hepbench leaderboard\n",
-        f"Generated by hepbench (CSV schema {SCHEMA_VERSION}). One row per task, model, data source and data "
-        "hash: the search with the best *validation* AUC; its best configuration was evaluated once on the "
-        "held-out test split. Test AUC with its bootstrap 95 % interval; mean ± std over seeds when the "
-        "best configuration was retrained with several (`--repeats`). Rejection is 1/ε_B at the given "
+        f"Generated by hepbench (CSV schema {SCHEMA_VERSION}). One row per task, model (or reference recipe), "
+        "evaluation data and training size: the search with the best *validation* AUC. Its best configuration "
+        "was retrained with each seed of `--repeats` and evaluated once on the fixed held-out test split. "
+        "*test AUC* is the first seed's, with its bootstrap 95 % interval; *seeds* gives the median and range "
+        "over all seeds (the rows are ordered by the median). *converged*: every seed's retraining was ended by "
+        "early stopping or gained less than 0.002 validation AUC over its last 3 epochs (median epochs "
+        "trained in brackets); *no* means the epoch budget cut it while it still improved. *recon r*: the VAEs' "
+        "mean pixel correlation of background test images with their reconstructions. Rows marked *recipe* "
+        "are a seed solution's untuned recipe run by the suite on the same data and splits "
+        "(`benchmark.recipes`): what tuning buys is the distance to them. Rejection is 1/ε_B at the given "
         "signal efficiency ε_S (inf: no background passed). Rows marked "
-        f"{_LITERATURE} are published numbers for comparison.\n"]
+        f"{_LITERATURE} are published numbers for comparison.\n", _protocol_text(rows)]
     for task_name, mine in _by_task(rows).items():
         literature = [line[:2] + (source,) + line[3:] for line, source in _literature(task_name)]
         lines = [_HEADERS] + [_cells(r, i + 1) for i, r in enumerate(mine)] + literature
@@ -381,16 +430,29 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
     return "\n".join(parts)
 
 
-_HEADERS = ("#", "model", "data", "test AUC [95% CI]", "mean ± std (seeds)", "accuracy", "rej@εS=0.5",
-            "rej@εS=0.3", "val AUC", "trials done/pruned/failed", "search", "device", "CPU h", "GPU h", "params", "run")
+_HEADERS = ("#", "model", "data", "train rows", "test AUC [95% CI]", "seeds: median [min, max]", "converged",
+            "recon r", "accuracy", "rej@εS=0.5", "rej@εS=0.3", "val AUC", "trials done/pruned/failed", "search",
+            "device", "CPU h", "GPU h", "params", "run")
 
 
 def _cells(r: Row, rank: int) -> tuple[str, ...]:
-    spread = f"{r.auc_mean:.3f} ± {r.auc_std:.3f} ({r.repeats})" if r.repeats > 1 else "-"
-    return (str(rank), r.model, f"{r.source} {r.data_hash[:8]}", _auc_ci(r.test_auc, r.auc_low, r.auc_high), spread,
+    spread = f"{r.auc_median:.3f} [{r.auc_min:.3f}, {r.auc_max:.3f}] ({r.repeats})" if r.repeats > 1 else "-"
+    converged = f"{r.converged} ({r.epochs:.0f} ep)" if r.converged and not math.isnan(r.epochs) else (r.converged or "-")
+    model = f"{r.model} · recipe {r.recipe} (untuned)" if r.recipe else r.model
+    return (str(rank), model, f"{r.source} {r.data_hash[:8]}", f"{r.n_train:,}" if r.n_train >= 0 else "?",
+            _auc_ci(r.test_auc, r.auc_low, r.auc_high), spread, converged,
+            "-" if math.isnan(r.recon_corr) else f"{r.recon_corr:.2f}",
             f"{r.accuracy:.3f}", _num(r.rej_at_eff50), _num(r.rej_at_eff30), f"{r.val_auc:.3f}",
             f"{r.trials_completed}/{r.trials_pruned}/{r.trials_failed}", f"{r.sampler}/{r.scheduler}",
             f"{r.device} {r.precision}", _hours(r.cpu_hours), _hours(r.gpu_hours), f"{r.n_parameters:,}", r.run_id)
+
+
+def _protocol_text(rows: list[Row]) -> str:
+    """The board protocols the rows ran under, each as the table of its settings per task."""
+    from benchmark import protocol
+
+    names = sorted({r.protocol for r in rows if r.protocol})
+    return "\n".join(protocol.describe(name) for name in names if name in protocol.PROTOCOLS)
 
 
 def _literature(task_name: str) -> list[tuple[tuple[str, ...], str]]:
@@ -400,7 +462,9 @@ def _literature(task_name: str) -> list[tuple[tuple[str, ...], str]]:
     grouped: dict[tuple[str, str], dict[str, float]] = {}
     for ref in (task.references if task else ()):
         grouped.setdefault((ref.model, ref.source), {})[ref.metric] = ref.value
-    columns = {"auc": 3, "accuracy": 5, "rej_at_eff50": 6, "rej_at_eff30": 7}
+    columns = {metric: _HEADERS.index(header) for metric, header in (
+        ("auc", "test AUC [95% CI]"), ("accuracy", "accuracy"), ("rej_at_eff50", "rej@εS=0.5"),
+        ("rej_at_eff30", "rej@εS=0.3"))}
     lines = []
     for (model, source), values in grouped.items():
         cells = ["-", f"{model} {_LITERATURE}", "published"] + ["-"] * (len(_HEADERS) - 3)
@@ -413,7 +477,7 @@ def _literature(task_name: str) -> list[tuple[tuple[str, ...], str]]:
 
 def _auc_ci(auc: float, low: float, high: float) -> str:
     # round the interval outwards so the printed bounds still contain the computed ones
-    return f"{auc:.3f} [{math.floor(low * 100) / 100:.2f}, {math.ceil(high * 100) / 100:.2f}]"
+    return f"{auc:.3f} [{math.floor(low * 1000) / 1000:.3f}, {math.ceil(high * 1000) / 1000:.3f}]"
 
 
 def _num(x: float) -> str:

@@ -87,16 +87,19 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
     """Test images beside their VAE reconstructions, one block per channel, in one PNG at ``path``.
 
     ``recon_by_model`` maps a label (e.g. ``"vae"``) to the arrays of a ``recon.npz``: ``original``
-    and ``reconstructed`` ``(k, C, H, W)`` and ``y`` ``(k,)``. Up to ``per_class`` samples of each
-    class are shown as columns; within a column all rows share one colour scale, so brightness is
-    comparable between an original and its reconstructions.
+    and ``reconstructed`` ``(k, C, H, W)``, ``y`` ``(k,)`` and optionally the class means ``mean_0`` /
+    ``mean_1`` ``(C, H, W)``. Up to ``per_class`` samples of each class are shown as columns, then the
+    class means; every image of a channel shares one symmetric-log colour scale (see below).
     """
     from matplotlib import colormaps
 
     if not recon_by_model:
         raise ValueError(f"{task.name}: no reconstructions to draw")
-    rows, labels = _recon_rows(recon_by_model, per_class)
+    from matplotlib.colors import SymLogNorm
+
+    rows, labels, means = _recon_rows(recon_by_model, per_class)
     columns = [f"{task.class_names[k]} #{int((labels[:j] == k).sum()) + 1}" for j, k in enumerate(labels)]
+    columns += [f"{task.class_names[k]} mean" for k in range(2)] if means else []
     n_rows, n_cols, n_channels = len(rows), len(columns), len(task.channel_names)
     _, height, width = task.image_shape
     # cells keep roughly the image's aspect, but a many-channel task must still fit a screen or two
@@ -106,9 +109,15 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
     blocks = np.atleast_1d(fig.subfigures(n_channels, 1))
     for c, (block, channel) in enumerate(zip(blocks, task.channel_names)):
         block.suptitle(f"channel: {channel}", fontweight="bold")
-        strips, centres = _strips(np.stack([images[:, c] for _, images in rows]))
+        cells = np.stack([images[:, c] for _, images in rows])
+        strips, centres = _strips(cells)
+        # one colour scale per channel for every image of it (originals, reconstructions, class means):
+        # symmetric-logarithmic, four decades below the brightest original pixel, so sparse showers stay
+        # visible, an empty layer stays empty (the bottom colour) and a reconstruction's amplitude is comparable
+        top = float(np.nanmax(np.abs(cells[0]))) or 1.0
+        norm = SymLogNorm(linthresh=1e-4 * top, vmin=min(0.0, float(np.nanmin(cells[0]))), vmax=top)
         for i, (ax, (label, _)) in enumerate(zip(block.subplots(n_rows, 1, squeeze=False)[:, 0], rows)):
-            ax.imshow(strips[i], vmin=0, vmax=1, cmap=cmap, aspect="auto", interpolation="nearest")
+            ax.imshow(strips[i], norm=norm, cmap=cmap, aspect="auto", interpolation="nearest")
             ax.set_yticks([])
             ax.set_ylabel(label, fontsize=9)
             ax.set_xticks(centres, columns if i == 0 else [], fontsize=9)
@@ -119,22 +128,32 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
 
 
 def _strips(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows, cols, H, W)`` images -> one ``(rows, H, cols * (W + gap) - gap)`` strip per row, each
-    column scaled to [0, 1] over all its rows, NaN gaps between columns; and the column centres.
-    One image per row instead of one axes per cell keeps many-channel tasks fast to draw."""
+    """``(rows, cols, H, W)`` images -> one ``(rows, H, cols * (W + gap) - gap)`` strip per row, NaN
+    gaps between columns (values unscaled); and the column centres. One image per row instead of one
+    axes per cell keeps many-channel tasks fast to draw."""
     n_rows, n_cols, height, width = cells.shape
-    lo = cells.min(axis=(0, 2, 3), keepdims=True)
-    span = cells.max(axis=(0, 2, 3), keepdims=True) - lo
-    scaled = (cells - lo) / np.where(span > 0, span, 1.0)
     gap = max(1, width // 8)
-    padded = np.concatenate([scaled, np.full((n_rows, n_cols, height, gap), np.nan)], axis=3)
+    padded = np.concatenate([cells, np.full((n_rows, n_cols, height, gap), np.nan)], axis=3)
     strips = padded.transpose(0, 2, 1, 3).reshape(n_rows, height, n_cols * (width + gap))[:, :, :-gap]
     return strips, np.arange(n_cols) * (width + gap) + (width - 1) / 2
 
 
 def _recon_rows(recon_by_model: Mapping[str, Mapping[str, np.ndarray]], per_class: int):
-    """Rows ``(label, images (n, C, H, W))`` and the class of each column. Models usually share their
-    test images (same data, same pick); a model whose originals differ gets its own "original" row."""
+    """Rows ``(label, images (n, C, H, W))``, the class of each example column, and whether the two
+    class-mean columns follow (the first model's ``mean_0`` / ``mean_1``: in the original row only,
+    blank in the reconstruction rows). Models usually share their test images (same data, same pick);
+    a model whose originals differ gets its own "original" row."""
+    rows, labels, means = _example_rows(recon_by_model, per_class)
+    first = next(iter(recon_by_model.values()))
+    if "mean_0" not in first or any(images.shape[1:] != first["mean_0"].shape for _, images in rows):
+        return rows, labels, False
+    blank = np.full((2, *first["mean_0"].shape), np.nan, dtype=np.float32)
+    mean = np.stack([first["mean_0"], first["mean_1"]])
+    return [(label, np.concatenate([images, mean if i == 0 else blank])) for i, (label, images) in enumerate(rows)], \
+        labels, True
+
+
+def _example_rows(recon_by_model, per_class: int):
     rows: list[tuple[str, np.ndarray]] = []
     labels = np.zeros(0, dtype=int)
     shown = None
@@ -148,7 +167,7 @@ def _recon_rows(recon_by_model: Mapping[str, Mapping[str, np.ndarray]], per_clas
             rows.append(("original" if shown is None else f"original ({label})", original))
             shown = original
         rows.append((label, np.asarray(recon["reconstructed"])[pick]))
-    return rows, labels
+    return rows, labels, None
 
 
 def figure(figsize: tuple[float, float]) -> Figure:

@@ -9,8 +9,9 @@ Layout (``runs/<name>/``)::
 
 The runner writes them, and the leaderboard, ``bench report``, ``bench perf`` and the tests read them,
 only through the functions here. Each JSON file carries ``schema_version``; files of schema 1 (the
-first release, without the field) still read, with the values schema 2 added derived where the old
-file determines them. A file of another schema, or one that does not parse, is a :class:`BenchError`
+first release, without the field) and 2 still read, with the values later schemas added derived where
+the old file determines them (schema 3 added the convergence of the test retraining, the VAEs'
+reconstruction quality, the reference recipe and the fixed-evaluation data sizes). A file of another schema, or one that does not parse, is a :class:`BenchError`
 that says how to rebuild.
 """
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 
 from benchmark.errors import BenchError
 from benchmark.files import write_json
+from benchmark.tasks.base import Sizes
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RUN, TRIALS, RESULT, LOG = "run.json", "trials.json", "result.json", "trials.jsonl"
 STATUSES = ("completed", "pruned", "failed")
 #: How a rejected file is fixed: its run directory was written by another hepbench version.
@@ -177,6 +179,10 @@ class TestRun:
     accuracy: float         # at the threshold of best accuracy on validation
     rej_at_eff50: float     # 1 / eps_B at eps_S = 0.5 (inf: no background passed)
     rej_at_eff30: float
+    epochs: int | None = None       # epochs trained (neural models; None: classical, or schema < 3)
+    converged: bool | None = None   # by :func:`benchmark.models.training.convergence` (None as for epochs)
+    stop: str | None = None         # why training stopped: "patience", "plateau" or "max_epochs"
+    recon_corr: float | None = None  # VAEs: mean per-image pixel correlation of test images and reconstructions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +200,12 @@ class TestMetrics:
         return sum(r.auc for r in self.repeats) / len(self.repeats)
 
     @property
+    def auc_median(self) -> float:
+        aucs = sorted(r.auc for r in self.repeats)
+        n = len(aucs)
+        return aucs[n // 2] if n % 2 else 0.5 * (aucs[n // 2 - 1] + aucs[n // 2])
+
+    @property
     def auc_std(self) -> float:
         n = len(self.repeats)
         if n < 2:
@@ -203,12 +215,13 @@ class TestMetrics:
 
     def to_json(self) -> dict:
         runs = [dataclasses.asdict(r) for r in self.repeats]
-        return {**runs[0], "auc_mean": self.auc_mean, "auc_std": self.auc_std, "repeats": runs}
+        return {**runs[0], "auc_mean": self.auc_mean, "auc_median": self.auc_median, "auc_std": self.auc_std,
+                "repeats": runs}
 
     @classmethod
     def from_json(cls, d: Mapping) -> TestMetrics:
-        names = [f.name for f in dataclasses.fields(TestRun)]
-        return cls(tuple(TestRun(**{k: r[k] for k in names}) for r in d.get("repeats") or [d]))
+        names = [f.name for f in dataclasses.fields(TestRun)]  # the later fields default (schema < 3)
+        return cls(tuple(TestRun(**{k: r[k] for k in names if k in r}) for r in d.get("repeats") or [d]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +231,7 @@ class SearchResult:
     task: str
     model: str
     source: str                         # "synthetic" or "real"
-    data: Mapping[str, Any]             # the prepared data's manifest: files, generator, n, seed, split sizes
+    data: Mapping[str, Any]             # the prepared data's manifest: files, generator, sizes, seed, split sizes
     sampler: str
     scheduler: str
     seed: int
@@ -235,7 +248,20 @@ class SearchResult:
     device: str                         # "cpu" or "cuda"
     precision: str                      # "fp32" or "bf16" (autocast)
     finished: str
+    recipe: str | None = None           # a reference recipe's name (benchmark.recipes): untuned; None: a search
+    protocol: str | None = None         # the board protocol it ran under (benchmark.protocol), if any
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def sizes(self) -> Sizes:
+        """The rows per split it was trained and evaluated on (to prepare the same data again)."""
+        d = self.data
+        if "n_train" not in d:  # schema < 3: splits cut from one sample count, before the fixed evaluation splits
+            raise BenchError(f"{self.task} / {self.model}: a result of an older hepbench, whose data this version "
+                             f"does not prepare; {REBUILD}")
+        if self.source == "real":
+            return Sizes(train=d["n_train"])
+        return Sizes(d["n_train"], d["n_val"], d["n_test"])
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -246,6 +272,8 @@ class SearchResult:
     def from_json(cls, d: Mapping) -> SearchResult:
         d = dict(d)
         version = d.pop("schema_version", 1)
+        d.setdefault("recipe", None)
+        d.setdefault("protocol", None)
         if version == 1:  # derive what schema 1 left implicit
             gpu = float((d.get("resources_per_trial") or {}).get("gpu", 0) or 0) > 0
             d.setdefault("device", "cuda" if gpu else "cpu")
@@ -345,6 +373,6 @@ def _load(path: Path):
 
 def _check_version(path: Path, raw: Mapping) -> None:
     version = raw.get("schema_version", 1)
-    if version not in (1, SCHEMA_VERSION):
-        raise BenchError(f"{path}: run-record schema {version!r}, but this hepbench reads schemas 1 and "
+    if version not in (1, 2, SCHEMA_VERSION):
+        raise BenchError(f"{path}: run-record schema {version!r}, but this hepbench reads schemas 1 to "
                          f"{SCHEMA_VERSION}; read it with the version that wrote it, or {REBUILD}")

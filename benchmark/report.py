@@ -113,11 +113,17 @@ def _study_section(study: Path, out: Path) -> str:
     ot, trials = _study_trials(study)
     if ot is None:
         return f"### {model}\n\nNo Optuna study in {study}.\n"
-    fig = figure(figsize=(16, 9))
-    (hist_n, hist_t, imp), (train_ax, val_ax, par) = fig.subplots(2, 3)
+    with_curves = any("train_loss" in c.metrics for t in trials for c in t["curve"])
+    if with_curves:
+        fig = figure(figsize=(16, 9))
+        (hist_n, hist_t, imp), (train_ax, val_ax, par) = fig.subplots(2, 3)
+    else:  # a classical model trains in one step: no loss panels to draw
+        fig = figure(figsize=(16, 9))
+        (hist_n, hist_t), (imp, par) = fig.subplots(2, 2)
     _importances(ot, imp)
     _parallel(trials, par, fig)
-    notes = [_history(trials, hist_n, hist_t), _curves(trials, train_ax, val_ax)]
+    notes = [_history(trials, hist_n, hist_t),
+             _curves(trials, train_ax, val_ax) if with_curves else "No loss curves: the model trains in one step."]
     fig.suptitle(f"{task} / {model}: {len(trials)} trials")
     name = f"hpo_{task}_{model.replace(':', '_')}.png"
     save(fig, out / name)
@@ -182,8 +188,6 @@ def _curves(trials: list[dict], train_ax, val_ax) -> str:
     for ax, what in ((train_ax, "training"), (val_ax, "validation")):
         ax.set(xlabel="epoch", ylabel=f"{what} loss", title=f"{what} loss (dashed: pruned, red: best)")
         ax.grid(alpha=0.3)
-    if not any(t["curve"] for t in trials):
-        return "No per-epoch curves (a classical model trains in one step)."
     return ""
 
 
@@ -303,7 +307,7 @@ def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str
     invocation = records.read_run(run_dir).invocation_for(best.task, best.model)  # the one that started it
     spec = invocation.spec if invocation else {}
     prepared = runner.prepare(task_name=best.task, source=best.source, root=spec.get("data_root", "."),
-                              seed=best.data["seed"], n_samples=best.data["n_samples"])
+                              seed=best.data["seed"], sizes=best.sizes)
     train, val, test = (prepared.split(s) for s in data.Split)
     plan = DevicePlan.local(gpu=best.device == "cuda")
     config = dict(best.best_config)

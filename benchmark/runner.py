@@ -70,7 +70,7 @@ class RunSpec:
     gpus_per_trial: float = 0.0
     concurrency: int | None = None
     source: str = "auto"
-    n_samples: int | None = None
+    sizes: data.Sizes = data.Sizes()  # rows per split (None: the task's default; real files: train only)
     seed: int = 0
     name: str = ""
     resume: bool = False
@@ -80,6 +80,8 @@ class RunSpec:
     data_root: Path = Path(".")
     runs_dir: Path = Path("runs")
     spaces: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    recipes: tuple[str, ...] = ()  # reference recipes (benchmark.recipes) to run after the searches
+    protocol: str | None = None    # the board protocol this spec was made from (benchmark.protocol)
     verbose: bool = False
     argv: tuple[str, ...] = ()
 
@@ -246,6 +248,17 @@ def check(spec: RunSpec) -> Checked:
                 except (BenchError, TypeError, ValueError) as e:
                     raise ConfigError(f"--model {m} on {task.name}{where}: {e}") from None
 
+    from benchmark.recipes import get_recipe
+
+    for name in spec.recipes:
+        recipe = get_recipe(name)
+        for task in tasks:
+            if recipe.applies_to(task.name):
+                try:
+                    create_model(recipe.model, task, recipe.config)
+                except (BenchError, TypeError, ValueError) as e:
+                    raise ConfigError(f"--recipe {name} on {task.name}: {e}") from None
+
     for option, value in (("--cpus-per-trial", spec.cpus_per_trial), ("--gpus-per-trial", spec.gpus_per_trial)):
         if not math.isfinite(value) or value < 0 or 0 < value < finest:
             raise BenchError(f"{option} {value:g}: Ray schedules resources in steps of {finest:g}: pass 0 "
@@ -287,7 +300,7 @@ def check(spec: RunSpec) -> Checked:
             raise DataError(data.missing_real_message(t, root))
         sources[t.name] = data.Source.REAL if real else data.Source.SYNTHETIC
     synthetic = [t for t in tasks if sources[t.name] is data.Source.SYNTHETIC]
-    data.check_room(synthetic, root, seed=spec.seed, n_samples=spec.n_samples, option="--n-samples")
+    data.check_room(synthetic, root, seed=spec.seed, sizes=spec.sizes)
 
     make_dir(spec.data_root / "prepared")  # unwritable directories fail here, before Ray starts
     make_dir(spec.runs_dir, fix="pass a writable --runs-dir")
@@ -308,6 +321,9 @@ class Outcome:
 def run(spec: RunSpec) -> Outcome:
     """Run every (task, model) search of ``spec``; a search whose every trial failed is reported in
     ``failures`` and the others go on. Publishing is apart: ``benchmark.leaderboard.update``."""
+    from benchmark.recipes import get_recipe
+    from benchmark.recipes import study_name as recipe_study
+
     checked = check(spec)
     _init_ray(spec)  # before the run directory exists: an unreachable cluster leaves nothing behind
     run_dir = make_dir(checked.run_dir, fix="pass a writable --runs-dir")
@@ -320,17 +336,20 @@ def run(spec: RunSpec) -> Outcome:
             print(f"NOTE {task.name}: no real files in {data.raw_dir(task, spec.data_root)}: using SYNTHETIC data "
                   f"(`bench data fetch {task.name}` or --source real for the real set)", file=sys.stderr)
         prep = dict(task_name=task.name, source=source.value, root=str(spec.data_root), seed=spec.seed,
-                    n_samples=spec.n_samples)
+                    sizes=spec.sizes)
         prepared = prepare(**prep, progress=True)
         prep["path"] = str(prepared.path)  # trials on this node open it directly (no re-hashing)
-        for model in spec.models:
-            where = study_dir(run_dir, task.name, model)
+        searches = [(model, None) for model in spec.models] + [
+            (r.model, r) for r in map(get_recipe, spec.recipes) if r.applies_to(task.name)]
+        for model, recipe in searches:
+            label = model if recipe is None else recipe_study(recipe)
+            where = study_dir(run_dir, task.name, label)
             if (where / records.RESULT).is_file():
-                print(f"{task.name} / {model}: already finished, kept", file=sys.stderr)
+                print(f"{task.name} / {label}: already finished, kept", file=sys.stderr)
                 results.append(records.read_result(where))
                 continue
             try:
-                results.append(_search(spec, task, model, checked.spaces[model], prepared, prep, where))
+                results.append(_search(spec, task, model, checked.spaces.get(model), prepared, prep, where, recipe))
             except SearchFailed as e:  # the other searches go on; the run fails at the end
                 print(f"bench: warning: {e}; going on with the other searches", file=sys.stderr)
                 failures.append(str(e))
@@ -351,7 +370,7 @@ class SearchFailed(BenchError):
     """Every trial of a search failed: a clear message and exit code 2, after the other searches."""
 
 
-def prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int | None, progress: bool = False,
+def prepare(*, task_name: str, source: str, root: str, seed: int, sizes: data.Sizes, progress: bool = False,
             path: str | None = None):
     """The prepared splits: opened at ``path`` when this node has them (the per-trial fast path),
     else prepared here once, a file lock keeping concurrent trials of the node from racing."""
@@ -365,7 +384,7 @@ def prepare(*, task_name: str, source: str, root: str, seed: int, n_samples: int
     lock_dir = make_dir(root_path / "prepared")
     with FileLock(str(lock_dir / f".{task_name}.lock")):
         return data.prepare(get_task(task_name), source=data.Source(source), root=root_path, seed=seed,
-                            n_samples=n_samples, progress=progress)
+                            sizes=sizes, progress=progress)
 
 
 def _fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
@@ -379,16 +398,42 @@ def _fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
     return fixed
 
 
-def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path) -> records.SearchResult:
+#: What a search result keeps of the prepared data's manifest (``SearchResult.data``).
+DATA_KEYS = ("files", "generator_version", "n_train", "n_val", "n_test", "seed", "split_sizes")
+
+
+def _recipe_space(spec: RunSpec, recipe):
+    """A recipe as a search space of fixed values only, its epochs (and patience) capped by ``--max-epochs``."""
+    from benchmark.search_space import SearchSpace
+
+    config = dict(recipe.config)
+    for key in ("epochs", "patience"):
+        if key in config:
+            config[key] = min(int(config[key]), spec.max_epochs)
+    if spec.precision != "auto":
+        config["precision"] = spec.precision
+    return SearchSpace(Path(f"recipe {recipe.name}"), ()).with_fixed(**config)
+
+
+def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path,
+            recipe=None) -> records.SearchResult:
+    """One search of ``model`` on ``task``; a reference ``recipe`` is a search of one trial with every
+    value fixed (the recipe's), without early stopping by the scheduler."""
     import functools
 
     import optuna
     from ray import tune
 
     from benchmark.models import get_model_class
+    from benchmark.recipes import study_name
 
     cls = get_model_class(model)
-    space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
+    if recipe is None:
+        space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
+        label = model
+    else:
+        space, label = _recipe_space(spec, recipe), study_name(recipe)
+        spec = dataclasses.replace(spec, trials=1, scheduler="none")
     study_dir.mkdir(parents=True, exist_ok=True)
     log = records.TrialLog(study_dir)
     if spec.resume and (study_dir / "curves.jsonl").is_file() and not log.path.is_file():
@@ -403,18 +448,18 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     trainable = tune.with_resources(
         functools.partial(_trial, model_name=model, prep=prep, seed=spec.seed),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
-    progress = _Progress(f"{task.name} / {model}", spec.trials, scheduler, log, cls.curve_keys)
+    progress = _Progress(f"{task.name} / {label}", spec.trials, scheduler, log, cls.curve_keys)
     if spec.storage is None:
         storage_path, experiment = str(study_dir), "tune"
     else:  # one experiment per (run, task, model) under the shared location
-        storage_path, experiment = spec.storage, _experiment(spec, task.name, model)
+        storage_path, experiment = spec.storage, _experiment(spec, task.name, label)
     tune_dir = f"{storage_path.rstrip('/')}/{experiment}"
     if spec.resume and tune.Tuner.can_restore(tune_dir):
         tuner = tune.Tuner.restore(tune_dir, trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
         tuner._local_tuner._run_config.callbacks = [progress]  # Ray restores pickled callbacks with stale state
     else:
-        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{model}")  # in memory: see _save_study
+        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{label}")  # in memory: see _save_study
         concurrency = spec.concurrency or max(1, _trial_slots(spec))
         tuner = tune.Tuner(
             trainable,
@@ -430,17 +475,17 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     study_saved = _in_thread(_save_study, tuner, study_dir / "optuna.db")  # overlaps the test evaluation
     if interrupt.happened:  # Ray returns normally after Ctrl-C, with the unfinished trials marked stopped
         study_saved.result()  # the trials so far
-        raise KeyboardInterrupt(f"{task.name} / {model} interrupted")
+        raise KeyboardInterrupt(f"{task.name} / {label} interrupted")
     trials = _trial_records(results, log, spec.seed)
     records.write_trials(study_dir, trials)
     done = [t for t in trials if t.status in ("completed", "pruned") and t.best_val_auc is not None]
     if not done:
         study_saved.result()
         reasons = {t.error for t in trials if t.error}
-        raise SearchFailed(f"{task.name} / {model}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
+        raise SearchFailed(f"{task.name} / {label}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
                            f"see {study_dir / records.TRIALS}")
     best = max(done, key=lambda t: t.best_val_auc)
-    print(f"{task.name} / {model}: best val AUC {best.best_val_auc:.4f} ({len(done)} trials); "
+    print(f"{task.name} / {label}: best val AUC {best.best_val_auc:.4f} ({len(done)} trials); "
           f"evaluating on test ({spec.repeats} seed(s))", file=sys.stderr)
     config = dict(best.config)
     if best.precision is not None and cls.has_precision():
@@ -451,14 +496,15 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
         atomic_savez(study_dir / f"{name}.npz", **arrays)
     result = records.SearchResult(
         task=task.name, model=model, source=prepared.manifest["source"],
-        data={k: prepared.manifest.get(k) for k in ("files", "generator_version", "n_samples", "seed", "split_sizes")},
+        data={k: prepared.manifest.get(k) for k in DATA_KEYS},
         sampler=spec.sampler, scheduler=spec.scheduler if cls.fidelity is not None else "none", seed=spec.seed,
         trials={s: sum(t.status == s for t in trials) for s in records.STATUSES}, best_trial=best.trial_id,
         best_config=best.config, val_auc=best.best_val_auc, test=final.test, n_parameters=final.n_parameters,
         search_wall_s=t_fit, trial_time_s=sum(t.wall_s or 0 for t in trials),
         epochs_trained=sum(t.epochs or 0 for t in trials),
         resources_per_trial={"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
-        device=final.device, precision=final.precision, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        device=final.device, precision=final.precision, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        recipe=None if recipe is None else recipe.name, protocol=spec.protocol)
     study_saved.result()
     records.write_result(study_dir, result)
     return result
@@ -607,7 +653,8 @@ def _evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int
         threshold = metrics.threshold_at_best_accuracy(np.asarray(val.y), model.score(val))
         scores = model.score(test)
         m = metrics.evaluate(np.asarray(test.y), scores, seed=seed, threshold=threshold)
-        runs.append(records.TestRun(seed=seed, train_s=time.perf_counter() - t0, **m))
+        runs.append(records.TestRun(seed=seed, train_s=time.perf_counter() - t0, **m, **model.training_summary(),
+                                    **model.test_metrics(test)))
         if first is None:
             first = dict(roc={"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)},
                          artifacts=model.artifacts(test), n_parameters=model.n_parameters(), precision=model.precision)

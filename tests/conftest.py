@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark.errors import DataError
-from benchmark.tasks.base import FileSet, RawBatch, RealFile, TaskSpec, check_labels
+from benchmark.tasks.base import FileSet, RawBatch, RealFile, Sizes, TaskSpec, check_labels
 
 
 class _NpyReader:
@@ -40,7 +40,7 @@ def make_tiny_task(**overrides) -> TaskSpec:
         references=(), reference_stats={"e.zero_fraction": "0"}, generator_version="tiny-1",
         open_real=lambda fs, paths: _NpyReader(paths["tiny.npz"]), generate=_generate,
         preprocess=lambda X: X * 2, features=lambda b: np.stack([b.X.sum((1, 2, 3)), b.X.max((1, 2, 3))], 1),
-        default_n_samples=200)
+        synthetic_sizes=Sizes(140, 30, 30))
     return dataclasses.replace(spec, **overrides)
 
 

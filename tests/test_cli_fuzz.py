@@ -105,7 +105,7 @@ SPACE_ITEMS = st.one_of(
 
 RUN_OPTIONS = {
     "--trials": INTEGERS, "--max-epochs": INTEGERS, "--concurrency": INTEGERS, "--repeats": INTEGERS,
-    "--n-samples": N_SAMPLES, "--cpus-per-trial": FLOATS, "--gpus-per-trial": FLOATS, "--seed": SEEDS,
+    "--n-train": N_SAMPLES, "--n-test": N_SAMPLES, "--cpus-per-trial": FLOATS, "--gpus-per-trial": FLOATS, "--seed": SEEDS,
     "--name": NAMES, "--runs-dir": PATH_PIECES, "--data-dir": PATH_PIECES, "--leaderboard-dir": PATH_PIECES,
     "--address": ADDRESSES, "--storage": STORAGES, "--source": st.sampled_from(["auto", "synthetic", "real", "x", ""]),
     "--sampler": st.sampled_from(["tpe", "random", "cmaes", "gp", "qmc", "bayes", ""]),
@@ -247,8 +247,8 @@ def assert_valid_spec(spec: runner.RunSpec, box: Sandbox, argv: list[str]) -> No
         from benchmark.environment import gpu_names
 
         assert spec.gpus_per_trial <= len(gpu_names())
-    if spec.n_samples is not None:
-        assert 20 <= spec.n_samples <= 10**9, spec.n_samples
+    for n in (spec.sizes.train, spec.sizes.val, spec.sizes.test):
+        assert n is None or 10 <= n <= 10**9, spec.sizes
     if spec.source == "real":
         from benchmark import data
 
@@ -331,8 +331,8 @@ def test_run_arguments(argv):
 @example(("--cpus-per-trial", "inf"), ())
 @example(("--cpus-per-trial", "1e-300"), ())
 @example(("--gpus-per-trial", "0.5"), ())
-@example(("--n-samples", "19"), ())
-@example(("--n-samples", str(10**12)), ())
+@example(("--n-train", "9"), ())
+@example(("--n-test", str(10**12)), ())
 @example(("--source", "real"), ())
 @example(("--repeats", str(10**12)), ())
 @example(("--trials", str(2**64)), ())
@@ -355,7 +355,8 @@ def test_run_search_spaces(spaces, models):
 def test_a_valid_run_reaches_ray_and_writes_only_its_directories():
     with sandbox() as box:
         argv = ["run", "--task", "all", "--model", "logreg", "timm:resnet10t", "--name", "eg", "--seed", "7",
-                "--runs-dir", "a/runs", "--data-dir", "d", "--storage", "st", "--n-samples", "20"]
+                "--runs-dir", "a/runs", "--data-dir", "d", "--storage", "st", "--n-train", "20",
+                "--n-val", "10", "--n-test", "10"]
         code, out, err, spec, _ = bench(argv)
         assert spec is not None, err
         assert spec.name == "eg" and spec.tasks == tuple(TASKS) and spec.seed == 7

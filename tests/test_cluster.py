@@ -19,6 +19,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from benchmark import runner
+from benchmark.data import Sizes
 from benchmark.cli import main
 from benchmark.errors import BenchError
 
@@ -93,7 +94,7 @@ def test_a_trial_larger_than_every_node_is_refused(cluster, worker, tmp_path, re
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_a_sweep_places_trials_on_every_node(cluster, worker, tmp_path):
-    run_dir = runner.run(_spec(cluster, tmp_path, models=("naive_bayes",), trials=6, n_samples=1000, name="spread")).run_dir
+    run_dir = runner.run(_spec(cluster, tmp_path, models=("naive_bayes",), trials=6, sizes=Sizes.total(1000), name="spread")).run_dir
     study_dir = run_dir / TASK / "naive_bayes"
     trials = trials_json(study_dir)
     assert len(trials) == 6 and all(t["status"] == "completed" and t["retries"] == 0 for t in trials)
@@ -107,7 +108,7 @@ def test_a_sweep_places_trials_on_every_node(cluster, worker, tmp_path):
 @pytest.mark.cluster
 def test_a_lost_worker_node_costs_only_its_running_trials(cluster, worker, tmp_path):
     (tmp_path / "slow_resnet.yaml").write_text(SLOW_RESNET)
-    spec = _spec(cluster, tmp_path, models=("resnet15",), trials=4, n_samples=400, max_epochs=8, scheduler="none",
+    spec = _spec(cluster, tmp_path, models=("resnet15",), trials=4, sizes=Sizes.total(400), max_epochs=8, scheduler="none",
                  name="lost", spaces={"resnet15": str(tmp_path / "slow_resnet.yaml")})
     study_dir = tmp_path / "runs" / "lost" / TASK / "resnet15"
     head, lost = cluster.head_node.node_id, worker.node_id

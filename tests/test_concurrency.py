@@ -40,7 +40,7 @@ def test_parallel_prepares_of_the_same_data_build_one_cache(tmp_path):
     procs = [_start(["data", "generate", "hcal_dqm", "--n", "600"], data_dir) for _ in range(4)]
     _finish(procs, timeout=300)
     path = _one_clean_cache(data_dir, "hcal_dqm")
-    fresh = data.prepare(get_task("hcal_dqm"), source=data.Source.SYNTHETIC, root=tmp_path / "again", n_samples=600)
+    fresh = data.prepare(get_task("hcal_dqm"), source=data.Source.SYNTHETIC, root=tmp_path / "again", sizes=data.Sizes.total(600))
     for split in data.Split:  # identical to a preparation that had the machine to itself
         np.testing.assert_array_equal(np.load(path / split.value / "X.npy"), fresh.split(split).X)
 
@@ -49,7 +49,7 @@ def test_parallel_prepares_of_the_same_data_build_one_cache(tmp_path):
 def test_parallel_bench_runs_share_cache_and_board(tmp_path):
     data_dir, runs, board = tmp_path / "data", tmp_path / "runs", tmp_path / "board"
     models = ["naive_bayes", "logreg", "xgboost"]
-    procs = [_start(["run", "--task", "hcal_dqm", "--model", m, "--trials", "2", "--n-samples", "300",
+    procs = [_start(["run", "--task", "hcal_dqm", "--model", m, "--trials", "2", "--n-train", "210", "--n-val", "45", "--n-test", "45",
                      "--name", f"run-{m}", "--runs-dir", str(runs), "--leaderboard-dir", str(board)], data_dir)
              for m in models]
     _finish(procs, timeout=900)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.data import Source, Split, prepare
+from benchmark.data import Sizes, Source, Split, prepare
 from benchmark.devices import DevicePlan
 from benchmark.models import create_model, list_models
 from benchmark.tasks import get_task, list_tasks
@@ -15,7 +15,7 @@ MODELS = {cls.name: cls for cls in list_models()}
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    return {t.name: prepare(t, source=Source.SYNTHETIC, root=root, seed=0, n_samples=120) for t in list_tasks()}
+    return {t.name: prepare(t, source=Source.SYNTHETIC, root=root, seed=0, sizes=Sizes.total(120)) for t in list_tasks()}
 
 
 def test_every_registered_model_declares_a_tiny_config_of_its_own_keys():

@@ -31,7 +31,7 @@ register_task(TaskSpec(
     name="toy", description="a toy task", image_shape=(1, 4, 4), channel_names=("e",), class_names=("bkg", "sig"),
     label_note="1 = sig", aux_names=("mean",), feature_names=("mean",), file_sets=(), references=(),
     reference_stats={}, generator_version="toy-1", open_real=None, generate=generate, preprocess=lambda X: X,
-    features=lambda b: b.X.mean(axis=(1, 2, 3))[:, None].astype(np.float32), default_n_samples=400))
+    features=lambda b: b.X.mean(axis=(1, 2, 3))[:, None].astype(np.float32), synthetic_sizes=Sizes.total(400)))
 
 
 @register_model
@@ -54,7 +54,7 @@ def test_a_task_and_a_model_from_a_plugin_run_and_reach_the_board(tmp_path):
     env = {**os.environ, "HEPBENCH_PLUGINS": "toyplugin", "PYTHONPATH": str(tmp_path),
            "BENCH_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, "-m", "benchmark.cli", "run", "--task", "toy", "--model", "toy_mean", "--trials", "3",
-           "--source", "synthetic", "--n-samples", "400", "--name", "ext", "--space", str(tmp_path / "toy_mean.yaml"),
+           "--source", "synthetic", "--n-train", "280", "--n-val", "60", "--n-test", "60", "--name", "ext", "--space", str(tmp_path / "toy_mean.yaml"),
            "--runs-dir", str(tmp_path / "runs"), "--leaderboard-dir", str(tmp_path / "board")]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]

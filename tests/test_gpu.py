@@ -70,7 +70,7 @@ def test_two_trials_packed_on_one_gpu_through_ray(tmp_path):
     env = {**os.environ, "BENCH_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmark.cli", "run", "--task", "ee_gamma", "--model", "resnet15", "--trials", "2",
-         "--max-epochs", "2", "--n-samples", "2000", "--gpus-per-trial", "0.5", "--cpus-per-trial", "1",
+         "--max-epochs", "2", "--n-train", "1400", "--n-val", "300", "--n-test", "300", "--gpus-per-trial", "0.5", "--cpus-per-trial", "1",
          "--concurrency", "2", "--space", str(space), "--name", "packed", "--runs-dir", str(tmp_path / "runs"),
          "--leaderboard-dir", str(tmp_path / "board")], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import multiprocessing
 import zlib
 from pathlib import Path
@@ -31,10 +32,11 @@ def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: floa
     if source == "real":
         data = {"files": {"b.npy": {"path": "/d/b.npy", "sha256": "bb" * 32},
                           "a.npy": {"path": "/d/a.npy", "sha256": "aa" * 32}},
-                "generator_version": None, "n_samples": None, "seed": data_seed, "split_sizes": {"test": 120}}
+                "generator_version": None, "n_train": None, "n_val": None, "n_test": None, "seed": data_seed,
+                "split_sizes": {"test": 120}}
     else:
-        data = {"files": None, "generator_version": f"{task}-1", "n_samples": 800, "seed": data_seed,
-                "split_sizes": {"train": 560, "val": 120, "test": 120}}
+        data = {"files": None, "generator_version": f"{task}-1", "n_train": 560, "n_val": 120, "n_test": 120,
+                "seed": data_seed, "split_sizes": {"train": 560, "val": 120, "test": 120}}
     runs_ = tuple(records.TestRun(seed=i, train_s=1.0, auc=test_auc - 0.01 * i, auc_low=test_auc - 0.013 - 0.01 * i,
                                   auc_high=test_auc + 0.013 - 0.01 * i, accuracy=0.7, rej_at_eff50=12.5,
                                   rej_at_eff30=float("inf")) for i in range(repeats))
@@ -71,24 +73,27 @@ def test_csv_schema_column_order_and_values(tmp_path):
     write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.81, cpus=2.0, trial_time_s=7200.0)
     write_study(runs, "r1", "hcal_dqm", "logreg", val_auc=0.9, test_auc=0.95, source="real")
     leaderboard.update(runs, out)
-    expected = ("schema_version", "task", "model", "source", "data_hash", "test_auc", "auc_low", "auc_high",
-                "accuracy", "rej_at_eff50", "rej_at_eff30", "auc_mean", "auc_std", "repeats", "val_auc",
+    expected = ("schema_version", "task", "model", "recipe", "source", "data_hash", "n_train", "test_auc", "auc_low",
+                "auc_high", "accuracy", "rej_at_eff50", "rej_at_eff30", "auc_mean", "auc_std", "auc_median", "auc_min",
+                "auc_max", "repeats", "epochs", "converged", "recon_corr", "val_auc",
                 "trials_completed", "trials_pruned", "trials_failed", "sampler", "scheduler", "search_wall_s",
                 "cpu_hours", "gpu_hours", "device", "precision", "n_parameters", "best_config", "seed", "package_version", "date",
-                "run_id", "command")
-    assert leaderboard.COLUMNS == expected and leaderboard.SCHEMA_VERSION == 2
+                "run_id", "command", "protocol")
+    assert leaderboard.COLUMNS == expected and leaderboard.SCHEMA_VERSION == 3
     frame = pd.read_csv(out / "leaderboard.csv")
-    assert tuple(frame.columns) == expected and (frame["schema_version"] == 2).all()
+    assert tuple(frame.columns) == expected and (frame["schema_version"] == 3).all()
     eg, hcal = read_csv(out / "leaderboard.csv")
     assert (eg["task"], eg["model"], eg["source"], eg["run_id"]) == ("ee_gamma", "resnet15", "synthetic", "r1")
-    assert eg["data_hash"] == hashlib.sha256(b"ee_gamma-1|800|0").hexdigest()
-    assert hcal["data_hash"] == hashlib.sha256(("aa" * 32 + "bb" * 32).encode()).hexdigest()  # by file name
+    assert eg["data_hash"] == hashlib.sha256(b"ee_gamma-1|val 120|test 120|0").hexdigest()  # not the training size
+    assert (eg["n_train"], eg["converged"], eg["recipe"]) == ("560", "", "")
+    assert hcal["data_hash"] == hashlib.sha256(("aa" * 32 + "bb" * 32 + "|0").encode()).hexdigest()  # by file name
     assert float(eg["cpu_hours"]) == pytest.approx(4.0) and float(eg["gpu_hours"]) == 0.0  # 2 h x 2 CPUs
     assert float(eg["rej_at_eff30"]) == float("inf") and json.loads(eg["best_config"]) == {"lr": 0.001, "width": 8}
     assert eg["command"] == "bench run --task ee_gamma --model resnet15 --name r1"
     assert (eg["package_version"], eg["date"], eg["repeats"]) == ("0.1.0", "2026-11-22", "1")
     assert (eg["device"], eg["precision"]) == ("cpu", "fp32")
-    assert leaderboard.load(out) == leaderboard.collect(runs)  # the CSV round-trips
+    # the CSV round-trips (compared as text: NaN cells, such as a classical row's epochs, are not == themselves)
+    assert leaderboard.format_csv(leaderboard.load(out)) == leaderboard.format_csv(leaderboard.collect(runs))
     assert "| cpu fp32 |" in (out / "leaderboard.md").read_text()
 
 
@@ -99,7 +104,7 @@ def test_a_schema_1_board_is_read_with_device_and_precision_derived(tmp_path):
     write_study(runs, "r1", "ee_gamma", "logreg", val_auc=0.7, test_auc=0.75)
     leaderboard.update(runs, out)
     frame = pd.read_csv(out / "leaderboard.csv", dtype=str, keep_default_na=False)
-    frame = frame.drop(columns=["device", "precision"]).assign(schema_version="1")
+    frame = frame.drop(columns=["device", "precision", *leaderboard._ADDED_IN_3]).assign(schema_version="1")
     frame.loc[frame["model"] == "resnet15", "gpu_hours"] = "0.5"  # it ran on a GPU
     frame.to_csv(out / "leaderboard.csv", index=False)
     rows = {r.model: r for r in leaderboard.load(out)}
@@ -126,14 +131,27 @@ def test_the_best_run_is_chosen_by_validation_auc_not_test_auc(tmp_path):
     assert sorted(r.run_id for r in rows) == ["best-val", "other-data"]  # one row per data hash
 
 
+def test_on_a_tie_the_row_with_more_seeds_wins(tmp_path):
+    """A user's one-seed run that ties the published three-seed row's validation AUC does not replace it."""
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "published", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.80, repeats=3)
+    leaderboard.update(runs, out)
+    shutil.rmtree(runs)  # the published board's run directories are not shipped
+    write_study(runs, "zz-newer", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.75, repeats=1)
+    (row,) = leaderboard.update(runs, out)
+    assert (row.run_id, row.repeats) == ("published", 3)
+    write_study(runs, "zz-better", "ee_gamma", "resnet15", val_auc=0.81, test_auc=0.75, repeats=1)
+    assert [r.run_id for r in leaderboard.update(runs, out)] == ["zz-better"]  # validation decides first
+
+
 def test_markdown_marks_literature_and_shows_pictures_and_commands(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "board"
     write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.812, repeats=3)
     write_study(runs, "r1", "ee_gamma", "vae", val_auc=0.6, test_auc=0.6)
     leaderboard.update(runs, out)
     md = (out / "leaderboard.md").read_text()
-    assert "## ee_gamma" in md and "0.812 [0.79, 0.83]" in md  # interval rounded outwards
-    assert "0.802 ± 0.010 (3)" in md  # mean ± std over the three seeds
+    assert "## ee_gamma" in md and "0.812 [0.799, 0.826]" in md  # interval rounded outwards
+    assert "0.802 [0.792, 0.812] (3)" in md  # median [min, max] over the three seeds
     assert md.index("| 1 | resnet15") < md.index("| 2 | vae")
     literature = [line for line in md.splitlines() if "ResNet-15" in line]
     assert len(literature) == 1 and "(literature, not produced here)" in literature[0]
@@ -206,7 +224,7 @@ def test_a_published_board_survives_local_runs(tmp_path):
     write_study(local, "mine", "ee_gamma", "vae", val_auc=0.65, test_auc=0.50)          # better on val: replaces
     rows = leaderboard.update(local, out)
     assert {(r.model, r.run_id) for r in rows} == {("resnet15", "pub"), ("svm", "mine"), ("vae", "mine")}
-    assert leaderboard.load(out) == rows
+    assert leaderboard.format_csv(leaderboard.load(out)) == leaderboard.format_csv(rows)
     assert sorted(p.name for p in (out / "arrays" / "ee_gamma").iterdir()) == sorted(
         leaderboard.arrays_path(out, r).name for r in rows)
     with np.load(leaderboard.arrays_path(out, rows[0])) as a:
@@ -257,14 +275,19 @@ def test_roc_and_reconstruction_figures_are_png_files(tmp_path):
     task = get_task("atlas_topo")
     images = rng.random((10, *task.image_shape), dtype=np.float32)
     labels = np.array([0] * 5 + [1] * 5)
-    recon = {"vae": {"original": images, "reconstructed": images * 0.5, "y": labels},
+    images[:, 3] = 0.0  # an empty layer
+    means = {"mean_0": images[:5].mean(0), "mean_1": images[5:].mean(0)}
+    recon = {"vae": {"original": images, "reconstructed": images * 0.5, "y": labels, **means},
              "beta_vae": {"original": images + 1, "reconstructed": images, "y": labels}}  # other originals
     assert _is_png(plots.recon_figure(task, recon, tmp_path / "recon.png"))
+    rows, _, with_means = plots._recon_rows(recon, per_class=3)
+    assert with_means and [len(images) for _, images in rows] == [8, 8, 8, 8]  # 3 + 3 examples, 2 class means
+    np.testing.assert_allclose(rows[0][1][6], means["mean_0"]) and np.isnan(rows[1][1][6:]).all()
     assert not list(tmp_path.glob(".*tmp*"))
     cells = np.arange(2 * 3 * 4 * 8, dtype=float).reshape(2, 3, 4, 8)  # rows, columns, H, W
     strips, centres = plots._strips(cells)
     assert strips.shape == (2, 4, 3 * 9 - 1) and np.isnan(strips[:, :, 8]).all()  # one NaN gap column
-    assert strips[0, 0, 9] == 0.0 and strips[1, 3, 16] == 1.0  # each column scaled over its own rows
+    assert strips[0, 0, 9] == cells[0, 1, 0, 0] and strips[1, 3, 16] == cells[1, 1, 3, 7]  # unscaled: one norm per channel
     assert list(centres) == [3.5, 12.5, 21.5]
 
 
@@ -373,7 +396,7 @@ def test_schema_1_run_directories_still_read_and_other_schemas_say_how_to_rebuil
     assert row.test_auc == 0.8 and row.cpu_hours == 1.0 and row.command == "bench run --task hcal_dqm"
     # written again by this version, it reads back the same
     records.write_result(study, result)
-    assert records.read_result(study) == result and json.loads((study / "result.json").read_text())["schema_version"] == 2
+    assert records.read_result(study) == result and json.loads((study / "result.json").read_text())["schema_version"] == 3
     (study / "result.json").write_text(json.dumps({**SCHEMA_1_RESULT, "schema_version": 99}))
-    with pytest.raises(BenchError, match="schema 99.*reads schemas 1 and 2.*bench run"):
+    with pytest.raises(BenchError, match="schema 99.*reads schemas 1 to 3.*bench run"):
         records.read_result(study)

@@ -14,7 +14,8 @@ from benchmark.data import SplitData
 from benchmark.devices import DevicePlan
 from benchmark.errors import ConfigError
 from benchmark.models import create_model, get_model_class, list_models
-from benchmark.models.training import DivergedError, Feeder, Standardize, TrainResult, fit_loop
+from benchmark.models.training import (DivergedError, Feeder, Standardize, TrainResult, convergence, fit_loop,
+                                      input_map, viewed_shape)
 from benchmark.models.vae import VAEObjective
 from benchmark.models.vit import PadTo, reference_vit_inputs
 from conftest import make_tiny_task
@@ -106,18 +107,51 @@ def test_vae_trains_on_background_only_and_reconstructs(tmp_path, monkeypatch):
     assert len(labels) == 2 * 32 and (labels == 0).all()  # 64 training rows, half background, 2 epochs
     assert model.result.n_train == 32
     assert {"val_auc", "val_loss", "val_recon", "val_kl", "train_loss"} <= set(reports[0][1])
-    rec = model.reconstruct(val.X[:5])
+    viewed, rec = model.reconstruct(val.X[:5])
+    np.testing.assert_allclose(viewed, val.X[:5], rtol=1e-6)  # no crop or pool: the images themselves
     assert rec.shape == val.X[:5].shape and np.isfinite(rec).all()
-    assert abs(rec.mean() - 50) < 20  # back in the input's units, not standardised ones
+    assert abs(rec.mean() - 50) < 20  # back in the input's units, not standardised (or asinh) ones
     assert model.encode(val.X[:5]).shape == (5, model.config["latent_dim"])
 
 
 def test_vae_score_is_reconstruction_error(tmp_path):
-    model, _, val = fit("vae", SHAPES["ee_gamma"], tmp_path, epochs=1)
+    model, _, val = fit("vae", SHAPES["ee_gamma"], tmp_path, epochs=1, transform="none")
     X = np.asarray(val.X)
-    expected = ((model.reconstruct(X) - X) / model.net.std.numpy()) ** 2
+    expected = ((model.reconstruct(X)[1] - X) / model.net.std.numpy()) ** 2
     sign = model.result.history[model.result.best_epoch - 1]["val_sign"]
     np.testing.assert_allclose(model.score(val), sign * expected.mean(axis=(1, 2, 3)), rtol=1e-3)
+
+
+def test_input_map_crops_pools_and_inverts_its_transform(tmp_path):
+    X = np.abs(np.random.default_rng(0).standard_cauchy(size=(40, 2, 12, 12))).astype(np.float32)
+    net = input_map(torch.nn.Identity(), X, np.arange(40), np.random.default_rng(0), crop=0.5, pool=2, asinh=True)
+    x = torch.from_numpy(X)
+    viewed = net.view(x)
+    assert viewed.shape == (40, 2, 3, 3) == (40, *viewed_shape((2, 12, 12), 0.5, 2))
+    np.testing.assert_allclose(viewed[:, :, 0, 0], x[:, :, 3:5, 3:5].mean(dim=(2, 3)), rtol=1e-6)  # the centre
+    z = net.standardize(x)
+    assert abs(float(z.mean())) < 1e-4 and abs(float(z.std()) - 1) < 0.05  # heavy tails tamed, then standardised
+    np.testing.assert_allclose(net.unstandardize(z), viewed, rtol=1e-4, atol=1e-5)
+
+
+def test_vae_reconstruction_quality_is_measured_on_background_images(tmp_path):
+    model, _, val = fit("vae", SHAPES["hcal_dqm"], tmp_path, epochs=2, pool=2)
+    r = model.test_metrics(val)["recon_corr"]
+    assert -1.0 <= r <= 1.0
+    viewed, rec = model.reconstruct(val.X[:4])
+    assert viewed.shape == rec.shape == (4, 1, 32, 36)  # the network's view: pooled by 2
+    summary = model.training_summary()
+    assert summary["epochs"] == 2 and summary["stop"] in ("patience", "plateau", "max_epochs")
+
+
+@pytest.mark.parametrize("aucs, patience, expected", [
+    ([0.6, 0.7, 0.8, 0.9, 0.95], 5, (False, "max_epochs")),    # still rising at the last epoch
+    ([0.6, 0.9, 0.9005, 0.901, 0.9012], 5, (True, "plateau")),  # gained < 0.002 over the last 3
+    ([0.6, 0.9, 0.85, 0.84], 2, (True, "patience")),           # early stopping ended it
+    ([0.6, 0.7], 5, (False, "max_epochs")),                    # too short to tell
+])
+def test_convergence_flag(aucs, patience, expected):
+    assert convergence(aucs, patience=patience) == expected
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from benchmark import records
+from benchmark import leaderboard, records
 from conftest import result_json, trials_json
 
 pytestmark = pytest.mark.slow
@@ -47,8 +47,8 @@ def test_bench_run_end_to_end(tmp_path):
     (tmp_path / "tiny_resnet.yaml").write_text(TINY_RESNET)
     (tmp_path / "tiny_vae.yaml").write_text(TINY_VAE)
     proc = bench(["run", "--task", "hcal_dqm", "--model", "naive_bayes", "resnet15", "vae", "--trials", "3",
-                  "--max-epochs", "2", "--n-samples", "300", "--name", "e2e", "--precision", "fp32",
-                  "--space", f"resnet15={tmp_path / 'tiny_resnet.yaml'}", "--space", f"vae={tmp_path / 'tiny_vae.yaml'}"], tmp_path)
+                  "--max-epochs", "2", "--n-train", "210", "--n-val", "45", "--n-test", "45", "--name", "e2e", "--precision", "fp32",
+                  "--recipe", "e2e-resnet15", "--space", f"resnet15={tmp_path / 'tiny_resnet.yaml'}", "--space", f"vae={tmp_path / 'tiny_vae.yaml'}"], tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     run_dir = tmp_path / "runs" / "e2e"
@@ -79,13 +79,27 @@ def test_bench_run_end_to_end(tmp_path):
         # one trial store: each Optuna trial names the Tune trial it was
         assert sorted(t.user_attrs[records.TUNE_ID] for t in study.trials) == sorted(t["trial_id"] for t in trials)
         result = result_json(study_dir)
-        assert result["source"] == "synthetic" and result["data"]["n_samples"] == 300
+        assert result["source"] == "synthetic" and result["data"]["n_train"] == 210
         assert result["device"] == "cpu" and result["precision"] == ("fp32" if neural else "native")
         assert result["best_config"] == max(trials, key=lambda t: t["best_val_auc"])["config"]
         test = result["test"]
         assert test["auc_low"] <= test["auc"] <= test["auc_high"] and test["auc"] > 0.5
         roc = np.load(study_dir / "roc.npz")
         assert roc["y"].shape == roc["score"].shape == (result["data"]["split_sizes"]["test"],)
+        if neural:  # the retraining's convergence is recorded with each seed's test run
+            assert test["epochs"] <= 2 and test["stop"] in ("patience", "plateau", "max_epochs")
+            assert test["converged"] == (test["stop"] != "max_epochs")
+    assert -1 <= result_json(run_dir / "hcal_dqm" / "vae")["test"]["recon_corr"] <= 1
+
+    # the reference recipe: one trial of the recipe's fixed values, epochs capped by --max-epochs, marked
+    recipe = result_json(run_dir / "hcal_dqm" / "resnet15@e2e-resnet15")
+    assert recipe["recipe"] == "e2e-resnet15" and recipe["model"] == "resnet15" and recipe["trials"]["completed"] == 1
+    assert recipe["best_config"]["lr"] == 1e-3 and recipe["best_config"]["epochs"] == 2
+    assert recipe["best_config"]["lr_schedule"] == "constant" and recipe["scheduler"] == "none"
+    board = leaderboard.load(tmp_path / "leaderboard")
+    assert {(r.model, r.recipe) for r in board} >= {("resnet15", ""), ("resnet15", "e2e-resnet15")}
+    assert all(r.n_train == 210 for r in board)
+
     latent = np.load(run_dir / "hcal_dqm" / "vae" / "latent.npz")
     assert latent["mu"].shape[0] == latent["y"].shape[0] == result["data"]["split_sizes"]["test"]
 
@@ -107,7 +121,7 @@ def test_bench_run_end_to_end(tmp_path):
 
 def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
     args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
-            "--n-samples", "1500", "--name", "r"]
+            "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "r"]
     proc = bench(args, tmp_path, start_new_session=True)
     curves = tmp_path / "runs" / "r" / "ee_gamma" / "naive_bayes" / "trials.jsonl"
     deadline = time.time() + 300
@@ -133,7 +147,7 @@ def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
 def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
     """SIGKILL (no chance to clean up) in the middle of a sweep, then --resume."""
     args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
-            "--n-samples", "1500", "--name", "k"]
+            "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "k"]
     proc = bench(args, tmp_path, start_new_session=True)
     study_dir = tmp_path / "runs" / "k" / "ee_gamma" / "naive_bayes"
     curves = study_dir / "trials.jsonl"
@@ -172,7 +186,7 @@ epochs: {type: fixed, value: 30}
 def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     (tmp_path / "space.yaml").write_text(FAILING_RESNET)
     proc = bench(["run", "--task", "hcal_dqm", "--model", "resnet15", "--trials", "8", "--sampler", "random",
-                  "--seed", "3", "--max-epochs", "2", "--n-samples", "300", "--name", "f",
+                  "--seed", "3", "--max-epochs", "2", "--n-train", "210", "--n-val", "45", "--n-test", "45", "--name", "f",
                   "--space", f"resnet15={tmp_path / 'space.yaml'}"], tmp_path)
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
@@ -197,7 +211,7 @@ def test_a_search_where_every_trial_fails_exits_non_zero_after_the_others(tmp_pa
     (tmp_path / "space.yaml").write_text(FAILING_RESNET.replace("choices: [1.0e-3, 1.0e+30]", "choices: [1.0e+30]")
                                          .replace("choices: [8, 1000000]", "choices: [8]"))
     proc = bench(["run", "--task", "hcal_dqm", "--model", "resnet15", "naive_bayes", "--trials", "2", "--max-epochs", "2",
-                  "--n-samples", "300", "--name", "all-fail", "--space", f"resnet15={tmp_path / 'space.yaml'}"],
+                  "--n-train", "210", "--n-val", "45", "--n-test", "45", "--name", "all-fail", "--space", f"resnet15={tmp_path / 'space.yaml'}"],
                  tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 2, out
@@ -206,3 +220,18 @@ def test_a_search_where_every_trial_fails_exits_non_zero_after_the_others(tmp_pa
     assert not (tmp_path / "runs" / "all-fail" / "hcal_dqm" / "resnet15" / "result.json").exists()
     assert (tmp_path / "runs" / "all-fail" / "hcal_dqm" / "naive_bayes" / "result.json").is_file()  # went on
     assert ",naive_bayes," in (tmp_path / "leaderboard" / "leaderboard.csv").read_text()
+
+
+def test_a_protocol_fixes_its_settings_and_runs_one_task(capsys):
+    from benchmark import protocol
+    from benchmark.cli import main
+
+    for argv, message in ((["--trials", "3"], "--protocol board fixes --trials"),
+                          (["--n-train=50"], "--protocol board fixes --n-train"), ([], None)):
+        task = "all" if message is None else "ee_gamma"
+        assert main(["run", "--task", task, "--protocol", "board", *argv]) == 2
+        err = capsys.readouterr().err
+        assert (message or "one task per command") in err, err
+    preset = protocol.preset("board", "quark_gluon")
+    assert preset.repeats == 3 and set(preset.recipes) <= set(__import__("benchmark.recipes").recipes.RECIPES)
+    assert "bench run --protocol board --task hcal_dqm" in protocol.describe("board")

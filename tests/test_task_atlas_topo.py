@@ -82,7 +82,7 @@ def test_to_image_orders_channels_like_the_spec():
 def test_spec_fields():
     assert SPEC.image_shape == (6, 32, 16) and SPEC.class_names == ("pi0", "pi+")
     assert SPEC.aux_names == ("clusterE", "clusterEta") and SPEC.references == ()
-    assert [fs.name for fs in SPEC.file_sets] == ["npz", "root"] and SPEC.default_n_samples == 20_000
+    assert [fs.name for fs in SPEC.file_sets] == ["npz", "root"] and SPEC.synthetic_sizes.test == 8_000
     assert NPZ_SET.files[0].pattern == "*.npz" and ROOT_SET.files[0].pattern == "*.root"
     assert "EOS" in NPZ_SET.how_to_get and "ClusterTree" in ROOT_SET.how_to_get
 

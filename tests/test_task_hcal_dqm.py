@@ -43,7 +43,7 @@ def _open(paths):
 def test_spec_matches_the_documented_files():
     assert SPEC.image_shape == (1, 64, 72) and SPEC.channel_names == ("occupancy",)
     assert SPEC.class_names == ("Run355456", "Run357479") and SPEC.aux_names == ("lumisection",)
-    assert SPEC.default_n_samples == 6000
+    assert SPEC.synthetic_sizes.test == 6000
     (file_set,) = SPEC.file_sets
     assert tuple(f.name for f in file_set.files) == CANONICAL
     for f, canonical, mirror in zip(file_set.files, CANONICAL, MIRROR):

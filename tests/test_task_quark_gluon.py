@@ -91,7 +91,7 @@ def test_spec_matches_the_documented_files():
         for i, n in enumerate((36272, 47540, 55494))]
     assert all(f.url == f"https://cernbox.cern.ch/remote.php/dav/public-files/oolDBdQegsITFcv/{f.name}"
                for f in PARQUET_SET.files)
-    assert TASK.default_n_samples == 6000
+    assert TASK.synthetic_sizes.test == 12_000
 
 
 def test_hdf5_reader_shapes_labels_order(tmp_path):

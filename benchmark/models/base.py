@@ -78,6 +78,15 @@ class Model(abc.ABC):
         fixes it, and retraining uses the precision its search computed in."""
         return "precision" in cls.default_config
 
+    def training_summary(self) -> dict[str, Any]:
+        """How the last ``fit`` ended, for models trained epoch by epoch: ``epochs``, ``converged``, ``stop``
+        (see :func:`benchmark.models.training.convergence`); empty for the others."""
+        return {}
+
+    def test_metrics(self, test: SplitData) -> dict[str, float]:
+        """Model-specific quality measures on ``test`` kept beside the AUC (VAEs: ``recon_corr``)."""
+        return {}
+
     def artifacts(self, test: SplitData) -> dict[str, dict[str, np.ndarray]]:
         """Extra arrays of the fitted model on ``test``, one dict per name in ``artifact_names``."""
         return {}

@@ -63,4 +63,4 @@ class ResNet15Model(NeuralModel):
 
     def build_net(self) -> nn.Module:
         c = self.config
-        return resnet15_net(self.task.image_shape[0], width=c["width"], blocks=c["blocks"], dropout=c["dropout"])
+        return resnet15_net(self.input_shape[0], width=c["width"], blocks=c["blocks"], dropout=c["dropout"])

@@ -60,11 +60,16 @@ STATS_ELEMENTS = 1 << 23  # pixel values read to estimate the channel statistics
 #: ``patience`` counts epochs without a better ``val_auc``, ``warmup_epochs`` may be fractional (and is
 #: capped at a fifth of ``epochs``, so a short budget is not spent warming up),
 #: ``grad_clip`` is the maximum gradient norm (0 = no clipping), ``precision`` one of ``auto``, ``fp32``,
-#: ``bf16`` (:meth:`benchmark.devices.DevicePlan.precision`).
+#: ``bf16`` (:meth:`benchmark.devices.DevicePlan.precision`); ``crop`` (a fraction of H and W, centred)
+#: and ``pool`` (an average-pooling factor) shrink what the network sees (:class:`Standardize`);
+#: ``lr_schedule`` is ``cosine`` (warm-up, then cosine decay) or ``constant`` (warm-up, then flat).
 TRAIN_DEFAULTS: Mapping[str, Any] = {
     "lr": 1e-3, "weight_decay": 1e-2, "batch_size": 128, "epochs": 30, "patience": 5,
-    "warmup_epochs": 1.0, "grad_clip": 1.0, "precision": "auto",
+    "warmup_epochs": 1.0, "grad_clip": 1.0, "precision": "auto", "crop": 1.0, "pool": 1, "lr_schedule": "cosine",
 }
+
+
+TRANSFORMS = ("none", "asinh")  # the config key ``transform`` (:class:`Standardize`)
 
 
 # --- config checks (at the public edge: the model's constructor) ----------------------------------
@@ -90,7 +95,9 @@ TRAIN_RULES: Mapping[str, Callable[[Any], str | None]] = {
     "batch_size": number(int, low=1), "epochs": number(int, low=1), "patience": number(int, low=1),
     "warmup_epochs": number(float, low=0), "grad_clip": number(float, low=0),
     "label_smoothing": number(float, low=0, high=0.5), "dropout": number(float, low=0, high=0.99),
-    "width": number(int, low=1),
+    "width": number(int, low=1), "crop": number(float, low=0, high=1, open_low=True), "pool": number(int, low=1),
+    "transform": lambda v: None if v in TRANSFORMS else f"must be one of {', '.join(TRANSFORMS)}",
+    "lr_schedule": lambda v: None if v in ("cosine", "constant") else "must be cosine or constant",
     "precision": lambda v: None if v in PRECISIONS else f"must be one of {', '.join(PRECISIONS)}",
 }
 
@@ -103,35 +110,77 @@ def check_config(model: str, config: Mapping[str, Any], rules: Mapping[str, Call
 
 # --- the network wrapper and the batches ---------------------------------------------------------
 
-class Standardize(nn.Module):
-    """``net((x - mean) / std)`` with per-channel statistics stored as fixed buffers (saved with the
-    weights, never trained)."""
+def viewed_shape(shape: tuple[int, int, int], crop: float = 1.0, pool: int = 1) -> tuple[int, int, int]:
+    """The image shape a network sees after :class:`Standardize`'s central ``crop`` and ``pool``."""
+    C, H, W = shape
+    h, w = max(1, round(H * crop)), max(1, round(W * crop))
+    return C, max(1, h // pool), max(1, w // pool)
 
-    def __init__(self, net: nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
+
+class Standardize(nn.Module):
+    """The fixed input map in front of every network, then ``net``: a central crop to the fraction
+    ``crop`` of H and W, ``pool`` x ``pool`` average pooling (the levers users of large jet images
+    use), optionally ``asinh(x / scale)`` per channel (a log-like compression of sparse, heavy-tailed
+    energies that keeps sign and zero), then ``(x - mean) / std``. The statistics are buffers (saved
+    with the weights, never trained); :func:`input_map` estimates them on training rows."""
+
+    def __init__(self, net: nn.Module, mean: np.ndarray, std: np.ndarray, *, scale: np.ndarray | None = None,
+                 crop: float = 1.0, pool: int = 1, image_hw: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.pool = net, int(pool)
+        self.window = None
+        if image_hw is not None and crop < 1.0:
+            (H, W), (_, h, w) = image_hw, viewed_shape((1, *image_hw), crop)
+            self.window = ((H - h) // 2, (H - h) // 2 + h, (W - w) // 2, (W - w) // 2 + w)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("scale", None if scale is None else torch.as_tensor(scale, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        """The crop and pooling alone (in the data's units): what the network looks at."""
+        if self.window is not None:
+            top, bottom, left, right = self.window
+            x = x[:, :, top:bottom, left:right]
+        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.scale is None else torch.asinh(x / self.scale)
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        return (self.transform(self.view(x)) - self.mean) / self.std
 
     def unstandardize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
+        """Back to the data's units (of the viewed image)."""
+        x = x * self.std + self.mean
+        return x if self.scale is None else torch.sinh(x.clamp(-40.0, 40.0)) * self.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.standardize(x))
 
 
-def channel_stats(X: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over a random sample of ``rows`` (all of them when small enough).
-    A constant channel gets std 1 rather than a division by zero."""
+def input_map(net: nn.Module, X: np.ndarray, rows: np.ndarray, rng: np.random.Generator, *, crop: float = 1.0,
+              pool: int = 1, asinh: bool = False) -> Standardize:
+    """``Standardize(net, ...)`` with its statistics from a random sample of ``rows`` of ``X`` (all of
+    them when small enough): per channel, the asinh scale is the mean absolute value, and mean / std are
+    taken after the crop, pooling and transform. A constant channel gets std (and scale) 1 rather than a
+    division by zero."""
     per_sample = int(np.prod(X.shape[1:]))
     m = min(len(rows), max(16, STATS_ELEMENTS // per_sample))
-    sample = np.asarray(X[np.sort(rng.choice(rows, size=m, replace=False))], dtype=np.float64)
-    mean, std = sample.mean(axis=(0, 2, 3)), sample.std(axis=(0, 2, 3))
+    sample = torch.from_numpy(np.asarray(X[np.sort(rng.choice(rows, size=m, replace=False))], dtype=np.float32))
+    C = X.shape[1]
+    ones = np.ones(C, np.float32)
+    probe = Standardize(net, np.zeros(C, np.float32), ones, crop=crop, pool=pool, image_hw=tuple(X.shape[2:]))
+    viewed = probe.view(sample).double()
+    scale = None
+    if asinh:
+        scale = viewed.abs().mean(dim=(0, 2, 3)).numpy()
+        scale[~(scale > 1e-12)] = 1.0
+        viewed = torch.asinh(viewed / torch.from_numpy(scale).view(1, -1, 1, 1))
+    mean, std = viewed.mean(dim=(0, 2, 3)).numpy(), viewed.std(dim=(0, 2, 3), correction=0).numpy()
     std[~(std > 1e-8)] = 1.0  # also catches NaN; a NaN mean is left to fail loudly as a NaN loss
-    return mean.astype(np.float32), std.astype(np.float32)
+    return Standardize(net, mean.astype(np.float32), std.astype(np.float32),
+                       scale=None if scale is None else scale.astype(np.float32), crop=crop, pool=pool,
+                       image_hw=tuple(X.shape[2:]))
 
 
 class Feeder:
@@ -237,6 +286,24 @@ class ClassifierObjective:
 
 # --- the loop ------------------------------------------------------------------------------------
 
+#: A training run has converged when early stopping ended it (``patience`` epochs without a better
+#: ``val_auc``) or, run to its last epoch, when its last PLATEAU_EPOCHS epochs raised the best validation
+#: AUC by less than PLATEAU_GAIN; otherwise it was cut by its epoch budget while still improving.
+PLATEAU_GAIN, PLATEAU_EPOCHS = 0.002, 3
+
+
+def convergence(val_aucs: list[float], *, patience: int) -> tuple[bool, str]:
+    """``(converged, stop)`` of a run with these per-epoch validation AUCs; ``stop`` is ``patience``,
+    ``plateau`` or ``max_epochs`` (cut while improving)."""
+    best_epoch = int(np.argmax(val_aucs)) + 1
+    if len(val_aucs) - best_epoch >= patience:
+        return True, "patience"
+    if len(val_aucs) > PLATEAU_EPOCHS and \
+            max(val_aucs[-PLATEAU_EPOCHS:]) - max(val_aucs[:-PLATEAU_EPOCHS]) < PLATEAU_GAIN:
+        return True, "plateau"
+    return False, "max_epochs"
+
+
 @dataclasses.dataclass
 class TrainResult:
     """What one ``fit`` did: per-epoch metrics (as reported), the best epoch, rows trained on, time."""
@@ -245,6 +312,12 @@ class TrainResult:
     best_epoch: int
     n_train: int
     seconds: float
+    patience: int = 1
+
+    def summary(self) -> dict[str, Any]:
+        """``epochs``, ``converged`` and ``stop`` (:func:`convergence`), as the test records keep them."""
+        converged, stop = convergence([h["val_auc"] for h in self.history], patience=self.patience)
+        return {"epochs": len(self.history), "converged": converged, "stop": stop}
 
 
 def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -325,8 +398,11 @@ def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: Spli
     val_feed = Feeder(val.X, val.y, batch_size=bs, plan=plan, channels_last=channels_last)
     optimizer = make_optimizer(net, config["lr"], config["weight_decay"])
     steps = train_feed.n_batches()
-    scheduler = warmup_cosine(optimizer, warmup_steps=round(min(config["warmup_epochs"], 0.2 * config["epochs"]) * steps),
-                              total_steps=config["epochs"] * steps)
+    warmup = round(min(config["warmup_epochs"], 0.2 * config["epochs"]) * steps)
+    if config.get("lr_schedule", "cosine") == "constant":  # a seed recipe's plain Adam
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup)))
+    else:
+        scheduler = warmup_cosine(optimizer, warmup_steps=warmup, total_steps=config["epochs"] * steps)
     history: list[dict[str, float]] = []
     best_epoch, best_auc, best_state = 0, -math.inf, None
     for epoch in range(1, int(config["epochs"]) + 1):
@@ -344,7 +420,7 @@ def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: Spli
             break
     net.load_state_dict(best_state)
     net.eval()
-    return TrainResult(history, best_epoch, len(train_feed), time.perf_counter() - start)
+    return TrainResult(history, best_epoch, len(train_feed), time.perf_counter() - start, int(config["patience"]))
 
 
 # --- the base class of the neural models ---------------------------------------------------------
@@ -394,13 +470,19 @@ class NeuralModel(Model):
             return True
         return self.cpu_channels_last and int(self.config.get("width", 0)) >= CPU_CHANNELS_LAST_MIN_WIDTH
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The image shape the network is built for: the task's, after the config's ``crop`` and ``pool``."""
+        return viewed_shape(self.task.image_shape, self.config.get("crop", 1.0), self.config.get("pool", 1))
+
     def fit(self, train: SplitData, val: SplitData, *, report: ReportFn | None = None) -> None:
         self.plan.apply()
         rng = np.random.default_rng(self.seed)
         rows = self.train_rows(train)
-        mean, std = channel_stats(train.X, np.arange(len(train)) if rows is None else rows, rng)
         torch.manual_seed(self.seed)
-        net = Standardize(self.build_net(), mean, std).to(self.plan.device)
+        net = input_map(self.build_net(), train.X, np.arange(len(train)) if rows is None else rows, rng,
+                        crop=self.config.get("crop", 1.0), pool=self.config.get("pool", 1),
+                        asinh=self.config.get("transform", "none") == "asinh").to(self.plan.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
@@ -416,6 +498,9 @@ class NeuralModel(Model):
 
     def score(self, data: SplitData) -> np.ndarray:
         return self._predict(data.X, self.objective().outputs)[:, 0].astype(np.float64)
+
+    def training_summary(self) -> dict[str, Any]:
+        return self.result.summary() if self.result is not None else {}
 
     def n_parameters(self) -> int:
         net = self.net if self.net is not None else self.build_net()

@@ -134,7 +134,7 @@ class VAEModel(NeuralModel):
     curve_keys = ("train_loss", "val_loss", "val_recon", "val_kl")
     artifact_names = ("recon", "latent")
     tiny_config = {"width": 4, "latent_dim": 2, "epochs": 2, "batch_size": 32}
-    default_config = {**TRAIN_DEFAULTS, "width": 32, "latent_dim": 16}
+    default_config = {**TRAIN_DEFAULTS, "width": 32, "latent_dim": 16, "transform": "asinh"}
     rules = {"latent_dim": number(int, low=1), "beta": number(float, low=0)}
 
     @property
@@ -142,10 +142,10 @@ class VAEModel(NeuralModel):
         return float(self.config.get("beta", 1.0))
 
     def build_net(self) -> nn.Module:
-        return ConvVAE(self.task.image_shape, width=self.config["width"], latent_dim=self.config["latent_dim"])
+        return ConvVAE(self.input_shape, width=self.config["width"], latent_dim=self.config["latent_dim"])
 
     def objective(self) -> VAEObjective:
-        return VAEObjective(self.beta, int(np.prod(self.task.image_shape)))
+        return VAEObjective(self.beta, int(np.prod(self.input_shape)))
 
     def train_rows(self, train) -> np.ndarray:
         """The background (label 0) rows: read per batch from the prepared arrays, never copied whole."""
@@ -156,11 +156,23 @@ class VAEModel(NeuralModel):
         sign = self.result.history[self.result.best_epoch - 1]["val_sign"] if self.result else 1.0
         return sign * super().score(data)
 
-    def reconstruct(self, X: np.ndarray) -> np.ndarray:
-        """Reconstructions of ``X`` (same shape and units) decoded from ``z = mu``."""
-        def fn(net, x):
-            return net.unstandardize(net.net(net.standardize(x))[0].float())
-        return self._predict(X, fn)
+    def reconstruct(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(viewed, reconstructed)``: the images of ``X`` as the network sees them (after ``crop`` and
+        ``pool``, in the data's units) and their reconstructions decoded from ``z = mu``, same shape."""
+        viewed = self._predict(X, lambda net, x: net.view(x).float())
+        return viewed, self._predict(X, lambda net, x: net.unstandardize(net.net(net.standardize(x))[0].float()))
+
+    def test_metrics(self, test) -> dict[str, float]:
+        """``recon_corr``: the Pearson correlation of the pixels of each background test image with its
+        reconstruction, in the data's units (as the board draws them), averaged over those images.
+        0 means the reconstructions carry nothing of the image (e.g. a constant mean image)."""
+        def corr(net, x):
+            a = net.view(x).float().flatten(1)
+            b = net.unstandardize(net.net(net.standardize(x))[0].float()).flatten(1)
+            a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+            return ((a * b).sum(1) / ((a.square().sum(1) * b.square().sum(1)).sqrt() + 1e-30)).view(-1, 1)
+        r = self._predict(test.X, corr)[:, 0]
+        return {"recon_corr": float(np.mean(r[np.asarray(test.y) == 0]))}
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """Posterior means ``mu``, shape ``(n, latent_dim)``."""
@@ -171,8 +183,10 @@ class VAEModel(NeuralModel):
         ``latent``: the test split's posterior means and labels (the report's latent map)."""
         y = np.asarray(test.y)
         pick = np.sort(np.concatenate([np.flatnonzero(y == c)[:4] for c in (0, 1)]))
-        images = np.asarray(test.X[pick])
-        return {"recon": {"original": images, "reconstructed": self.reconstruct(images), "y": y[pick]},
+        viewed, reconstructed = self.reconstruct(np.asarray(test.X[pick]))
+        mean = {f"mean_{c}": self._predict(np.asarray(test.X[np.flatnonzero(y == c)[:500]]),
+                                           lambda net, x: net.view(x).float()).mean(0) for c in (0, 1)}
+        return {"recon": {"original": viewed, "reconstructed": reconstructed, "y": y[pick], **mean},
                 "latent": {"mu": self.encode(test.X).astype(np.float32), "y": y}}
 
 

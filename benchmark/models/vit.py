@@ -77,15 +77,16 @@ class ViTModel(NeuralModel):
         if c["embed_dim"] % c["num_heads"]:
             raise ConfigError(f"model 'vit': embed_dim {c['embed_dim']} is not a multiple of num_heads "
                               f"{c['num_heads']}")
-        if c["patch_size"] > max(task.image_shape[1:]):
-            raise ConfigError(f"model 'vit': patch_size {c['patch_size']} is larger than the "
-                              f"{task.image_shape[1]}x{task.image_shape[2]} image")
+        _, H, W = self.input_shape
+        if c["patch_size"] > max(H, W):
+            raise ConfigError(f"model 'vit': patch_size {c['patch_size']} is larger than the {H}x{W} image "
+                              "(after crop and pool)")
 
     def build_net(self) -> nn.Module:
         from timm.models.vision_transformer import VisionTransformer
 
         c = self.config
-        C, H, W = self.task.image_shape
+        C, H, W = self.input_shape
         size = padded_size((H, W), c["patch_size"])
         vit = VisionTransformer(img_size=size, patch_size=c["patch_size"], in_chans=C, num_classes=1,
                                 embed_dim=c["embed_dim"], depth=c["depth"], num_heads=c["num_heads"],
@@ -123,7 +124,7 @@ class TimmModel(NeuralModel):
     def build_net(self) -> nn.Module:
         import timm
 
-        C, H, W = self.task.image_shape
+        C, H, W = self.input_shape
         name = self.config["model_name"]
         kwargs = {"pretrained": False, "in_chans": C, "num_classes": 1}
         try:

@@ -19,8 +19,8 @@ def log(message: str) -> None:
 
 def prepared_splits(task_name: str, n: int, root: Path, seed: int = 0):
     """``(task, train, val)`` of ``n`` synthetic samples of ``task_name``, prepared under ``root``."""
-    from benchmark.data import Source, Split, prepare
+    from benchmark.data import Sizes, Source, Split, prepare
     from benchmark.tasks import get_task
 
-    p = prepare(get_task(task_name), source=Source.SYNTHETIC, root=root, seed=seed, n_samples=n)
+    p = prepare(get_task(task_name), source=Source.SYNTHETIC, root=root, seed=seed, sizes=Sizes.total(n))
     return p.task, p.split(Split.TRAIN), p.split(Split.VAL)

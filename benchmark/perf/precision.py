@@ -37,13 +37,13 @@ def _loop_rate(model, train, *, precision: str, channels_last: bool, batches: in
     """Samples/s of ``batches`` training steps of the suite's loop on ``model.plan`` (one warm-up step first)."""
     import torch
 
-    from benchmark.models.training import Standardize, channel_stats
+    from benchmark.models.training import input_map
     from benchmark.perf.throughput import suite_train
 
     rows = model.train_rows(train)
     rows = (np.arange(len(train)) if rows is None else rows)[:BATCH * (batches + 1)]
     torch.manual_seed(0)
-    net = Standardize(model.build_net(), *channel_stats(train.X, rows, np.random.default_rng(0))).to(model.plan.device)
+    net = input_map(model.build_net(), train.X, rows, np.random.default_rng(0)).to(model.plan.device)
     kwargs = dict(model=model, batch_size=BATCH, epochs=1, lr=1e-3, precision=precision, channels_last=channels_last)
     suite_train(net, train, rows=rows[:BATCH], **kwargs)  # warm-up
     return (len(rows) - BATCH) / suite_train(net, train, rows=rows[BATCH:], **kwargs)

@@ -15,6 +15,7 @@ from benchmark import records
 from benchmark.perf.common import log, prepared_splits
 from benchmark.perf.report import Comparison
 from benchmark.strategies import ASHA
+from benchmark.tasks import Sizes
 
 MiB = 2**20
 
@@ -73,7 +74,7 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
     for concurrency in sorted({1, default}):
         log(f"runner: {trials} trials under bench run ({concurrency} at a time)")
         result, recorded = _run_search(_spec(
-            root, f"cost-{concurrency}", tasks=(task_name,), models=(model_name,), trials=trials, n_samples=n,
+            root, f"cost-{concurrency}", tasks=(task_name,), models=(model_name,), trials=trials, sizes=Sizes.total(n),
             seed=0, concurrency=None if concurrency == default else concurrency, spaces={model_name: str(space_file)}))
         reported = sorted(c.reported_at for t in recorded for c in t.curve)
         span = reported[-1] - reported[0]
@@ -131,7 +132,7 @@ def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root:
             log(f"search: {label}, seed {seed}: {trials} trials of at most {max_epochs} epochs")
             result, trials_of = _run_search(_spec(
                 root, f"search-{sampler}-{seed}", tasks=(task_name,), models=(model,), trials=trials,
-                sampler=sampler, scheduler=scheduler, max_epochs=max_epochs, n_samples=n, seed=seed,
+                sampler=sampler, scheduler=scheduler, max_epochs=max_epochs, sizes=Sizes.total(n), seed=seed,
                 spaces={model: str(space_file)}))
             done = [t for t in trials_of if t.best_val_auc is not None]
             epochs = [t.epochs or 0 for t in trials_of]
@@ -222,7 +223,7 @@ def memory(*, n: int, epochs: int, root: Path, concurrent: int = 4) -> Compariso
     task_name, model = "hcal_dqm", "resnet15"
     space_file = root / "resnet15_memory.yaml"
     space_file.write_text(MEMORY_SPACE.format(epochs=epochs))
-    prepared = data.prepare(get_task(task_name), source=data.Source.SYNTHETIC, root=root / "data", seed=0, n_samples=n)
+    prepared = data.prepare(get_task(task_name), source=data.Source.SYNTHETIC, root=root / "data", seed=0, sizes=Sizes.total(n))
     shared = sum((prepared.path / s.value / f"{k}.npy").stat().st_size
                  for s in (data.Split.TRAIN, data.Split.VAL) for k in ("X", "y"))  # what a trial reads
     space = load_space(model, space_file, known_keys=get_model_class(model).default_config)
@@ -235,7 +236,7 @@ def memory(*, n: int, epochs: int, root: Path, concurrent: int = 4) -> Compariso
     for k in (1, concurrent):
         log(f"memory: {k} concurrent trial(s)")
         spec = _spec(root, f"memory-{k}", tasks=(task_name,), models=(model,), trials=k, concurrency=k,
-                     cpus_per_trial=cpus_per_trial, max_epochs=epochs, n_samples=n, seed=0,
+                     cpus_per_trial=cpus_per_trial, max_epochs=epochs, sizes=Sizes.total(n), seed=0,
                      spaces={model: str(space_file)})
         with procmem.GroupSampler(lambda t: t.startswith("ray::ImplicitFunc")) as sampler:
             _run_search(spec)

@@ -99,15 +99,14 @@ def throughput(*, n: int, epochs: int, plan, root: Path, rounds: int = 2, vit_ro
 
     from benchmark.metrics import roc_auc
     from benchmark.models import create_model
-    from benchmark.models.training import Standardize, channel_stats
+    from benchmark.models.training import input_map
     from benchmark.models.vit import reference_vit_inputs
 
     plan.apply()
     threads, device = torch.get_num_threads(), plan.device
 
     def standardized(net, train):
-        mean, std = channel_stats(train.X, np.arange(len(train)), np.random.default_rng(0))
-        return Standardize(net, mean, std).to(device)
+        return input_map(net, train.X, np.arange(len(train)), np.random.default_rng(0)).to(device)
 
     def pair(task, train, val, sides, rounds):
         """Time both sides ``rounds`` times in alternating order and keep each side's best: a busy
@@ -183,14 +182,14 @@ def throughput(*, n: int, epochs: int, plan, root: Path, rounds: int = 2, vit_ro
 def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> list[dict]:
     """Test AUC of every model with its default config (neural: ``epochs`` at most) on every task."""
     from benchmark import metrics
-    from benchmark.data import Source, Split, prepare
+    from benchmark.data import Sizes, Source, Split, prepare
     from benchmark.devices import DevicePlan
     from benchmark.models import create_model, list_models
     from benchmark.tasks import list_tasks
 
     rows = []
     for task in (t for t in list_tasks() if t.name in n):
-        p = prepare(task, source=Source.SYNTHETIC, root=root, seed=0, n_samples=n.get(task.name, task.default_n_samples))
+        p = prepare(task, source=Source.SYNTHETIC, root=root, seed=0, sizes=Sizes.total(n[task.name]))
         train, val, test = (p.split(s) for s in Split)
         for cls in list_models():
             config = {cls.fidelity: epochs} if cls.fidelity else {}

@@ -45,7 +45,7 @@ import numpy as np
 from benchmark.errors import DataError, one_line
 from benchmark.tasks._registry import register_task
 from benchmark.tasks.base import (
-    NUMPY_ERRORS, FileSet, RawBatch, RealFile, TaskSpec, check_finite, check_images, check_keys, check_labels,
+    NUMPY_ERRORS, FileSet, RawBatch, RealFile, Sizes, TaskSpec, check_finite, check_images, check_keys, check_labels,
 )
 
 LAYERS = ("EMB1", "EMB2", "EMB3", "TileBar0", "TileBar1", "TileBar2")
@@ -549,5 +549,5 @@ SPEC = register_task(TaskSpec(
     preprocess=preprocess,
     features=features,
     extra_stats=extra_stats,
-    default_n_samples=20_000,
+    synthetic_sizes=Sizes(20_000, 4_000, 8_000),
 ))

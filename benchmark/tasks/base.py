@@ -48,6 +48,24 @@ class Reference:
 
 
 @dataclasses.dataclass(frozen=True)
+class Sizes:
+    """Rows per split. For synthetic data all three are counts: ``val`` and ``test`` fix the evaluation
+    splits (their rows do not depend on ``train``), ``train`` is the training-size fidelity. For real
+    files ``val`` and ``test`` are None (the task's split fractions fix them) and ``train``, when given,
+    takes that many rows of the real training split. None: the task's default (``synthetic_sizes``)."""
+
+    train: int | None = None
+    val: int | None = None
+    test: int | None = None
+
+    @classmethod
+    def total(cls, n: int) -> Sizes:
+        """``n`` rows cut 70 / 15 / 15 (small data for tests and quick measurements)."""
+        val = test = max(10, round(0.15 * n))
+        return cls(max(10, n - val - test), val, test)
+
+
+@dataclasses.dataclass(frozen=True)
 class RawBatch:
     """A batch of samples in raw units: images ``(n, C, H, W)`` float32, aux ``(n, A)`` float32."""
 
@@ -102,8 +120,11 @@ class TaskSpec:
     #: An auxiliary variable whose ranges ``bench report`` holds out of training and validation in
     #: turn, testing on each range (e.g. hcal_dqm's lumisection: does the model generalise in time?).
     holdout_aux: str | None = None
+    #: How real files are split into train / val / test (stratified, seeded).
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    default_n_samples: int = 20_000
+    #: Synthetic rows per split by default. The test split is sized so that a test AUC's 95 % interval is
+    #: at most +/- 0.01 wherever the task's models score below 0.99 (``benchmark.metrics.auc_halfwidth``).
+    synthetic_sizes: Sizes = Sizes(20_000, 6_000, 13_000)
 
     def __post_init__(self) -> None:
         if len(self.image_shape) != 3 or len(self.channel_names) != self.image_shape[0]:
@@ -114,6 +135,8 @@ class TaskSpec:
             raise ValueError(f"{self.name}: holdout_aux {self.holdout_aux!r} is not one of {self.aux_names}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-9 or min(self.split_fractions) <= 0:
             raise ValueError(f"{self.name}: split fractions {self.split_fractions} must be > 0, sum 1")
+        if None in dataclasses.astuple(self.synthetic_sizes):
+            raise ValueError(f"{self.name}: synthetic_sizes {self.synthetic_sizes} must give every split's rows")
 
 
 # --- checks shared by the real readers: one-line errors that name the file and the problem ---------

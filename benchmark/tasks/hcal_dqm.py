@@ -42,7 +42,7 @@ import numpy as np
 from benchmark.errors import DataError
 from benchmark.tasks._registry import register_task
 from benchmark.tasks.base import (
-    NUMPY_ERRORS, FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite, check_images,
+    NUMPY_ERRORS, FileSet, RawBatch, RealFile, Reference, Sizes, TaskSpec, check_finite, check_images,
 )
 
 N_IETA, N_IPHI = 64, 72
@@ -295,5 +295,5 @@ SPEC = register_task(TaskSpec(
     preprocess=preprocess,
     features=features,
     extra_stats=extra_stats,
-    default_n_samples=6000,
+    synthetic_sizes=Sizes(4_000, 3_000, 6_000),
 ))

@@ -16,7 +16,8 @@ import numpy as np
 
 from benchmark.errors import DataError, one_line
 from benchmark.tasks._registry import register_task
-from benchmark.tasks.base import (HDF5_ERRORS, FileSet, RawBatch, RealFile, Reference, TaskSpec, check_finite,
+from benchmark.tasks.base import (HDF5_ERRORS, FileSet, RawBatch, RealFile, Reference, Sizes, TaskSpec,
+                                  check_finite,
                                   check_images, check_keys, check_labels)
 
 SIZE = 125
@@ -460,5 +461,5 @@ SPEC = register_task(TaskSpec(
     preprocess=preprocess,
     features=features,
     extra_stats=extra_stats,
-    default_n_samples=6_000,
+    synthetic_sizes=Sizes(8_000, 4_000, 12_000),
 ))

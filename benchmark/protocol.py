@@ -1,0 +1,65 @@
+"""The board protocol: one named preset per task, the settings every published board row ran under.
+
+``bench run --protocol board --task ee_gamma --leaderboard-dir leaderboard`` runs the preset of one task:
+every model gets the same trials, training rows and epoch cap, then the reference recipes
+(:mod:`benchmark.recipes`) run on the same data, and each best configuration is retrained with
+``repeats`` seeds. A preset fixes the run's settings: the options it sets may not be given with it.
+One task's preset is one resumable command (``--name``, then ``--resume`` after an interruption), sized
+to finish on a 2-core CPU within the budget stated in its ``budget_min``; ``leaderboard.md`` prints the
+preset beside the rows and the CPU-hours each row used.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from benchmark.errors import BenchError
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    task: str
+    n_train: int
+    trials: int
+    max_epochs: int
+    repeats: int = 3
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    recipes: tuple[str, ...] = ()
+    #: model -> search-space file (relative to the project's ``search_spaces/``) replacing the model's own
+    spaces: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    budget_min: int = 75  # the wall time it is sized for on a 2-core CPU
+
+
+_RECIPES = ("e2e-resnet15", "ae-vae-lr1e-3", "ae-vae-lr3e-4")
+
+PROTOCOLS: Mapping[str, Mapping[str, Preset]] = {
+    "board": {p.task: p for p in (
+        Preset("ee_gamma", n_train=12_000, trials=8, max_epochs=15, recipes=_RECIPES),
+        Preset("quark_gluon", n_train=6_000, trials=8, max_epochs=12, recipes=_RECIPES,
+               spaces={m: f"quark_gluon/{m}.yaml" for m in ("resnet15", "vit", "vae", "beta_vae")}),
+        Preset("hcal_dqm", n_train=4_000, trials=8, max_epochs=15, recipes=_RECIPES),
+        Preset("atlas_topo", n_train=12_000, trials=8, max_epochs=15, recipes=_RECIPES),
+    )},
+}
+
+
+def preset(protocol: str, task: str) -> Preset:
+    if protocol not in PROTOCOLS:
+        raise BenchError(f"--protocol {protocol!r}: known protocols are {', '.join(PROTOCOLS)}")
+    if task not in PROTOCOLS[protocol]:
+        raise BenchError(f"--protocol {protocol}: no preset for task {task!r}")
+    return PROTOCOLS[protocol][task]
+
+
+def describe(protocol: str) -> str:
+    """The protocol as Markdown: one line per task, and the command that builds its rows."""
+    lines = [f"**Protocol `{protocol}`** (every model of a task: the same training rows, trials and epoch cap; "
+             "the best configuration retrained with each seed):\n",
+             "| task | training rows | trials per model | max epochs | sampler / scheduler | seeds | reference "
+             "recipes | sized for | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in PROTOCOLS[protocol].values():
+        command = f"`bench run --protocol {protocol} --task {p.task} --name {protocol}-{p.task} --leaderboard-dir leaderboard`"
+        lines.append(f"| {p.task} | {p.n_train:,} | {p.trials} | {p.max_epochs} | {p.sampler} / {p.scheduler} | "
+                     f"{p.repeats} | {', '.join(p.recipes) or '-'} | {p.budget_min} min on 2 CPU cores | {command} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""Reference recipes: the seed solutions' untuned training recipes, run by the suite as board rows.
+
+Each task's public seed solutions trained one model with one hand-set recipe. The suite runs that
+recipe on the same data and splits as the tuned searches (one trial, every value fixed; the best epoch
+on validation kept, the test split scored once per seed), and the board marks the row *recipe*: the
+distance between a tuned row and its family's recipe row is what tuning buys.
+
+What each recipe states and what the suite adds where the seed does not say (all in ``config``):
+
+* ``e2e-resnet15`` (the electron / photon solution): ResNet-15, [2, 2, 2] basic blocks, Adam at a
+  constant lr 1e-3, cross-entropy, 20 epochs. It states no batch size or width: batch 32 (the
+  per-sample loaders of the seed), width 16, no dropout.
+* ``ae-vae-lr1e-3`` (one jet auto-encoder solution): a VAE, Adam lr 1e-3, latent dimension 1024,
+  on the raw (not log-compressed) pixels; epochs not stated: 20, as the other solution.
+* ``ae-vae-lr3e-4`` (the other one): a VAE, Adam lr 3e-4 for 20 epochs; latent dimension not stated:
+  the suite's default (16).
+
+Adam is AdamW with weight decay 0; "constant" is ``lr_schedule: constant`` with no warm-up; patience
+equals the epochs, so every recipe trains its stated epochs unless the protocol caps them
+(``--max-epochs``: the board says where).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from benchmark.errors import BenchError
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: str
+    config: Mapping[str, Any]
+    source: str                  # the seed solution it reproduces
+    tasks: tuple[str, ...] = ()  # the tasks it applies to (empty: every task)
+
+    def applies_to(self, task: str) -> bool:
+        return not self.tasks or task in self.tasks
+
+
+_ADAM_CONSTANT = {"weight_decay": 0.0, "lr_schedule": "constant", "warmup_epochs": 0.0, "grad_clip": 0.0}
+
+RECIPES: Mapping[str, Recipe] = {r.name: r for r in (
+    Recipe("e2e-resnet15", "resnet15",
+           {**_ADAM_CONSTANT, "lr": 1e-3, "epochs": 20, "patience": 20, "batch_size": 32, "width": 16, "blocks": 2,
+            "dropout": 0.0, "label_smoothing": 0.0},
+           "ML4Sci end-to-end electron / photon solution (ResNet-15, Adam 1e-3, 20 epochs)"),
+    Recipe("ae-vae-lr1e-3", "vae",
+           {**_ADAM_CONSTANT, "lr": 1e-3, "latent_dim": 1024, "epochs": 20, "patience": 20, "batch_size": 32,
+            "transform": "none"},
+           "ML4Sci jet auto-encoder solution (VAE, Adam 1e-3, latent 1024)"),
+    Recipe("ae-vae-lr3e-4", "vae",
+           {**_ADAM_CONSTANT, "lr": 3e-4, "epochs": 20, "patience": 20, "batch_size": 32, "transform": "none"},
+           "ML4Sci jet auto-encoder solution (VAE, Adam 3e-4, 20 epochs)"),
+)}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise BenchError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def study_name(recipe: Recipe) -> str:
+    """The model name of a recipe's study directory and search: ``<model>@<recipe>``."""
+    return f"{recipe.model}@{recipe.name}"
