@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-RUN_ARGS ?= --task ee_gamma --trials 6 --max-epochs 3 --n-samples 3000
+RUN_ARGS ?= --task ee_gamma --trials 6 --max-epochs 3 --n-train 2100 --n-val 1500
 
 .PHONY: setup run test gpu-check clean
 setup: $(VENV)/.installed

@@ -265,8 +265,8 @@ class DataInfoCommand(Command):
                              f"machine has {have / 1e9:.3g} GB: pass a smaller --n")
         t0 = time.perf_counter()
         if args.source == "synthetic":
-            y = data.synthetic_labels(args.n, args.seed)
-            batch = _concat(list(data.synthetic_batches(task, y, args.seed)))
+            y, batches = data.synthetic_split(task, data.Split.TRAIN, args.n, args.seed)
+            batch = _concat(list(batches))
             origin = f"synthetic (generator {task.generator_version}, seed {args.seed})"
         else:
             located = data.locate_real(task, root)

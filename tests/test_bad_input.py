@@ -146,7 +146,7 @@ def test_bad_search_space_files(capsys, tmp_path, monkeypatch, text, message):
     (("run", "--task", "ee_gamma", "--sampler", "bayes"), "invalid choice"),
     (("run", "--task", "ee_gamm"), "did you mean 'ee_gamma'"),
     (("run", "--task", "ee_gamma", "--model", "xgb"), "did you mean 'xgboost'"),
-    (("data", "prepare", "ee_gamma", "--n", "5"), "too small"),
+    (("data", "prepare", "ee_gamma", "--n-train", "5"), "too small"),
 ])
 def test_bad_command_line_values(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
@@ -166,5 +166,5 @@ def test_unwritable_directories(capsys, tmp_path, monkeypatch, which):
     assert_one_clean_line(code, err, "cannot create the directory")
     assert ("--runs-dir" if which == "runs" else "--data-dir") in err
     if which == "data":
-        code, err = bench(capsys, "data", "generate", "hcal_dqm", "--n", "100")
+        code, err = bench(capsys, "data", "generate", "hcal_dqm", "--n-train", "100", "--n-val", "20", "--n-test", "20")
         assert_one_clean_line(code, err, "--data-dir")

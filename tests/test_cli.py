@@ -56,7 +56,8 @@ def test_data_info_sets_statistics_beside_the_reference(capsys, task):
 
 
 def test_data_generate_prepares_splits(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "data", "generate", "hcal_dqm", "--n", "200", "--seed", "1")
+    code, out, _ = run_cli(capsys, "data", "generate", "hcal_dqm", "--n-train", "140", "--n-val", "30", "--n-test", "30",
+                                  "--seed", "1")
     assert code == 0 and "'train': 140" in out
     assert list((tmp_path / "data" / "prepared" / "hcal_dqm").glob("synthetic-*/manifest.json"))
 
@@ -77,7 +78,7 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
 @pytest.mark.parametrize("argv", [("run", "--task", "ee_gamma", "--trials", "0"),
                                   ("run", "--task", "ee_gamma", "--concurrency", "0"),
                                   ("run", "--task", "ee_gamma", "--gpus-per-trial", "-1"),
-                                  ("data", "generate", "ee_gamma", "--n", "-5")])
+                                  ("data", "generate", "ee_gamma", "--n-train", "-5")])
 def test_bad_numbers_are_refused_by_the_parser(capsys, argv):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "must be" in err

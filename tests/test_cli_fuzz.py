@@ -303,7 +303,7 @@ def check_run(argv: list[str]) -> None:
             assert_one_line_error(code, err, argv)
         assert seconds < SLOW_S, (argv, seconds)
         box.assert_written_only_in(allowed_dirs(box, argv, ("--runs-dir", "runs"), ("--data-dir", str(box.env_data)),
-                                                ("--leaderboard-dir", "leaderboard"), ("--storage", None)))
+                                                ("--leaderboard-dir", None), ("--storage", None)))
 
 
 @FUZZ
@@ -399,7 +399,9 @@ def data_argvs(draw):
             argv += ["--mirror", draw(st.sampled_from(["http://127.0.0.1:1", "", "x", "file:///nope"]))]
     else:
         task = draw(CHEAP_TASKS | st.just("all")) if sub != "info" else draw(CHEAP_TASKS)
-        argv = ["data", sub, task, "--n", draw(SMALL_N)]
+        # info describes --n samples; prepare / generate size the training split (evaluation splits kept small)
+        argv = ["data", sub, task, "--n", draw(SMALL_N)] if sub == "info" else \
+            ["data", sub, task, "--n-train", draw(SMALL_N), "--n-val", "10", "--n-test", "10"]
         if draw(st.booleans()):
             argv += ["--seed", draw(DATA_SEEDS)]
         if sub != "generate" and draw(st.booleans()):
@@ -411,10 +413,10 @@ def data_argvs(draw):
 
 @settings(FUZZ, max_examples=60)
 @given(data_argvs())
-@example(["data", "generate", "hcal_dqm", "--n", "20", "--seed", "-1"])
+@example(["data", "generate", "hcal_dqm", "--n-train", "20", "--seed", "-1"])
 @example(["data", "info", "hcal_dqm", "--n", str(10**12)])
-@example(["data", "generate", "hcal_dqm", "--n", str(10**12)])
-@example(["data", "prepare", "hcal_dqm", "--n", "40", "--data-dir", "blocker/x"])
+@example(["data", "generate", "hcal_dqm", "--n-train", str(10**12)])
+@example(["data", "prepare", "hcal_dqm", "--n-train", "40", "--n-test", "10", "--data-dir", "blocker/x"])
 def test_data_commands(argv):
     with sandbox() as box:
         argv = [box.sub(a) for a in argv]
@@ -457,7 +459,9 @@ def test_leaderboard(argv, with_board):
         if code != 0:
             assert_one_line_error(code, err, argv)
         assert seconds < SLOW_S, (argv, seconds)
-        box.assert_written_only_in(allowed_dirs(box, argv, ("--out", "leaderboard")))
+        # the default board is the one beside the runs
+        board = option(argv, "--out", None) or f"{option(argv, '--runs-dir', 'runs')}/leaderboard"
+        box.assert_written_only_in(allowed_dirs(box, [*argv, "--out", board], ("--out", None)))
 
 
 REPORT_DIRS = st.sampled_from(["runs/r1", "runs/empty", "runs/missing", "blocker", "dir", "good.yaml", "", "\0",

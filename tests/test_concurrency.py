@@ -37,7 +37,7 @@ def _one_clean_cache(data_dir: Path, task: str) -> Path:
 
 def test_parallel_prepares_of_the_same_data_build_one_cache(tmp_path):
     data_dir = tmp_path / "data"
-    procs = [_start(["data", "generate", "hcal_dqm", "--n", "600"], data_dir) for _ in range(4)]
+    procs = [_start(["data", "generate", "hcal_dqm", "--n-train", "420", "--n-val", "90", "--n-test", "90"], data_dir) for _ in range(4)]
     _finish(procs, timeout=300)
     path = _one_clean_cache(data_dir, "hcal_dqm")
     fresh = data.prepare(get_task("hcal_dqm"), source=data.Source.SYNTHETIC, root=tmp_path / "again", sizes=data.Sizes.total(600))

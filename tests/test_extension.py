@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmark.metrics import roc_auc
 from benchmark.models import Model, register_model
-from benchmark.tasks import RawBatch, TaskSpec, register_task
+from benchmark.tasks import RawBatch, Sizes, TaskSpec, register_task
 
 
 def generate(y, rng):
