@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-RUN_ARGS ?= --task ee_gamma --trials 6 --max-epochs 3 --n-train 2100 --n-val 1500
+RUN_ARGS ?= --task ee_gamma --model resnet15 xgboost logreg --trials 3 --max-epochs 6 --n-train 12000 --n-val 2000 --cpus-per-trial 2
 
 .PHONY: setup run test gpu-check clean
 setup: $(VENV)/.installed

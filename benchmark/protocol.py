@@ -1,9 +1,9 @@
 """The board protocol: one named preset per task, the settings every published board row ran under.
 
 ``bench run --protocol board --task ee_gamma --leaderboard-dir leaderboard`` runs the preset of one task:
-every model gets the same trials, training rows and epoch cap, then the reference recipes
-(:mod:`benchmark.recipes`) run on the same data, and each best configuration is retrained with
-``repeats`` seeds. A preset fixes the run's settings: the options it sets may not be given with it.
+every model gets the same trials, training rows and epoch cap (each search's first trial is the
+model's default config), then the reference recipes (:mod:`benchmark.recipes`) run on the same data
+with one seed, and each search's best configuration is retrained with ``repeats`` seeds. A preset fixes the run's settings: the options it sets may not be given with it.
 One task's preset is one resumable command (``--name``, then ``--resume`` after an interruption), sized
 to finish on a 2-core CPU within the budget stated in its ``budget_min``; ``leaderboard.md`` prints the
 preset beside the rows and the CPU-hours each row used.
@@ -35,11 +35,11 @@ _RECIPES = ("e2e-resnet15", "ae-vae-lr1e-3", "ae-vae-lr3e-4")
 
 PROTOCOLS: Mapping[str, Mapping[str, Preset]] = {
     "board": {p.task: p for p in (
-        Preset("ee_gamma", n_train=12_000, trials=8, max_epochs=15, recipes=_RECIPES),
-        Preset("quark_gluon", n_train=6_000, trials=8, max_epochs=12, recipes=_RECIPES,
+        Preset("ee_gamma", n_train=12_000, trials=6, max_epochs=8, recipes=_RECIPES),
+        Preset("quark_gluon", n_train=6_000, trials=6, max_epochs=8, recipes=_RECIPES,
                spaces={m: f"quark_gluon/{m}.yaml" for m in ("resnet15", "vit", "vae", "beta_vae")}),
-        Preset("hcal_dqm", n_train=4_000, trials=8, max_epochs=15, recipes=_RECIPES),
-        Preset("atlas_topo", n_train=12_000, trials=8, max_epochs=15, recipes=_RECIPES),
+        Preset("hcal_dqm", n_train=4_000, trials=6, max_epochs=10, recipes=_RECIPES),
+        Preset("atlas_topo", n_train=12_000, trials=6, max_epochs=8, recipes=_RECIPES),
     )},
 }
 

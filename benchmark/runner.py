@@ -22,7 +22,8 @@ A trial whose node dies is retried from its start (``TRIAL_RETRIES`` times) on a
 Trials read the prepared, memory-mapped splits from the node's data directory (``prepare`` reuses the
 cache, and builds it once on a node that lacks it), so data is shared by the page cache, not copied.
 The best trial is retrained with its config and seed (bit-identical on CPU) and K-1 more seeds for
-``--repeats``, in a Ray task with the trial's resources: the test split is touched only there.
+``--repeats``, one Ray task per seed with a trial's resources (side by side where there is room): the test
+split is touched only there. A reference recipe (``--recipe``) is a search of one all-fixed trial, tested with one seed.
 """
 from __future__ import annotations
 
@@ -417,8 +418,9 @@ def _recipe_space(spec: RunSpec, recipe):
 
 def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path,
             recipe=None) -> records.SearchResult:
-    """One search of ``model`` on ``task``; a reference ``recipe`` is a search of one trial with every
-    value fixed (the recipe's), without early stopping by the scheduler."""
+    """One search of ``model`` on ``task``, whose first trial is the model's default config (as far as the
+    space has it); a reference ``recipe`` is a search of one trial with every value fixed (the recipe's),
+    without early stopping by the scheduler, tested with one seed."""
     import functools
 
     import optuna
@@ -433,7 +435,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
         label = model
     else:
         space, label = _recipe_space(spec, recipe), study_name(recipe)
-        spec = dataclasses.replace(spec, trials=1, scheduler="none")
+        spec = dataclasses.replace(spec, trials=1, scheduler="none", repeats=1)  # a reference: one seed
     study_dir.mkdir(parents=True, exist_ok=True)
     log = records.TrialLog(study_dir)
     if spec.resume and (study_dir / "curves.jsonl").is_file() and not log.path.is_file():
@@ -459,7 +461,9 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
                                    restart_errored=False)
         tuner._local_tuner._run_config.callbacks = [progress]  # Ray restores pickled callbacks with stale state
     else:
-        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{label}")  # in memory: see _save_study
+        first = space.point(cls.default_config)  # the model's defaults, as far as the space has them
+        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{label}",  # in memory: see _save_study
+                                  [first] if first else None)
         concurrency = spec.concurrency or max(1, _trial_slots(spec))
         tuner = tune.Tuner(
             trainable,
@@ -522,7 +526,7 @@ class _Tagger:
         return self.space.suggest(ot_trial)
 
 
-def _tagged_search(space, sampler: str, seed: int, study_name: str):
+def _tagged_search(space, sampler: str, seed: int, study_name: str, points_to_evaluate=None):
     from ray.tune.search.optuna import OptunaSearch
 
     class TaggedSearch(OptunaSearch):
@@ -535,7 +539,7 @@ def _tagged_search(space, sampler: str, seed: int, study_name: str):
             return super().suggest(trial_id)
 
     return TaggedSearch(_Tagger(space), metric=METRIC, mode=MODE, sampler=make_sampler(sampler, seed),
-                        study_name=study_name)
+                        study_name=study_name, points_to_evaluate=points_to_evaluate)
 
 
 def _save_study(tuner, path: Path) -> None:
@@ -631,34 +635,40 @@ class _Final:
 
 
 def _final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict) -> _Final:
+    """One Ray task per seed, each with a trial's resources, so the seeds retrain side by side where
+    there is room (each seed's result does not depend on what runs beside it)."""
     import ray
 
     task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(_evaluate_on_test)
-    return ray.get(task_fn.remote(model, dict(config), prep, [spec.seed + i for i in range(spec.repeats)]))
+    seeds = [spec.seed + i for i in range(spec.repeats)]
+    done = ray.get([task_fn.remote(model, dict(config), prep, seed, seed == seeds[0]) for seed in seeds])
+    runs = tuple(run for run, _ in done)
+    return _Final(test=records.TestMetrics(runs), **done[0][1])
 
 
-def _evaluate_on_test(model_name: str, config: dict, prep: dict, seeds: list[int]) -> _Final:
-    """Retrain ``config`` with each seed on train (val for early stopping) and score the test split once."""
+def _evaluate_on_test(model_name: str, config: dict, prep: dict, seed: int, first: bool) -> tuple[records.TestRun, dict]:
+    """Retrain ``config`` with ``seed`` on train (val for early stopping) and score the test split once;
+    for the ``first`` seed also the arrays the board draws (ROC, the model's artifacts)."""
     from benchmark import metrics
     from benchmark.models import create_model
 
     prepared = prepare(**prep)
     train, val, test = (prepared.split(s) for s in data.Split)
     plan = DevicePlan.from_ray()
-    runs, first = [], None
-    for seed in seeds:
-        t0 = time.perf_counter()
-        model = create_model(model_name, prepared.task, config, seed=seed, plan=plan)
-        model.fit(train, val)
-        threshold = metrics.threshold_at_best_accuracy(np.asarray(val.y), model.score(val))
-        scores = model.score(test)
-        m = metrics.evaluate(np.asarray(test.y), scores, seed=seed, threshold=threshold)
-        runs.append(records.TestRun(seed=seed, train_s=time.perf_counter() - t0, **m, **model.training_summary(),
-                                    **model.test_metrics(test)))
-        if first is None:
-            first = dict(roc={"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)},
-                         artifacts=model.artifacts(test), n_parameters=model.n_parameters(), precision=model.precision)
-    return _Final(test=records.TestMetrics(tuple(runs)), device=plan.kind, **first)
+    t0 = time.perf_counter()
+    model = create_model(model_name, prepared.task, config, seed=seed, plan=plan)
+    model.fit(train, val)
+    threshold = metrics.threshold_at_best_accuracy(np.asarray(val.y), model.score(val))
+    scores = model.score(test)
+    m = metrics.evaluate(np.asarray(test.y), scores, seed=seed, threshold=threshold)
+    run = records.TestRun(seed=seed, train_s=time.perf_counter() - t0, **m, **model.training_summary(),
+                          **model.test_metrics(test))
+    extras = {}
+    if first:
+        extras = dict(roc={"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)},
+                      artifacts=model.artifacts(test), n_parameters=model.n_parameters(), precision=model.precision,
+                      device=plan.kind)
+    return run, extras
 
 
 def _trial_records(results, log: records.TrialLog, seed: int) -> list[records.TrialRecord]:

@@ -74,6 +74,20 @@ class SearchSpace:
         added = tuple(Param(name, "fixed", value=v) for name, v in values.items() if name not in self.names())
         return dataclasses.replace(self, params=params + added)
 
+    def point(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The searched parameters of ``values`` (e.g. a model's default config) that the space can take
+        as they are: what a search evaluates first (Ray Tune's ``points_to_evaluate``)."""
+        point = {}
+        for p in self.params:
+            v = values.get(p.name)
+            if p.type == "categorical" and v in p.choices:
+                point[p.name] = v
+            elif p.type in ("float", "int") and isinstance(v, (int, float)) and not isinstance(v, bool) \
+                    and p.low <= v <= p.high and (p.type == "float" or v == int(v)) and \
+                    (p.step is None or abs((v - p.low) / p.step - round((v - p.low) / p.step)) < 1e-9):
+                point[p.name] = v
+        return point
+
     def suggest(self, trial) -> dict[str, Any]:
         """Sample a config from an ``optuna.Trial``; returns the fixed values (Ray's convention)."""
         config: dict[str, Any] = {}

