@@ -77,7 +77,7 @@ class Row:
     auc_max: float
     repeats: int
     epochs: float          # median epochs of the seeds' retraining (NaN: a model without epochs, or unknown)
-    converged: str         # "yes" when every seed's retraining converged, "no (<why>)" otherwise, "" n/a
+    converged: str         # "yes" when every seed's retraining converged, "no" (or "no (k of n seeds)"), "" n/a
     recon_corr: float      # VAEs: mean pixel correlation of test images and reconstructions (NaN otherwise)
     val_auc: float
     trials_completed: int
@@ -167,7 +167,8 @@ def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
     first, runs = r.test.first, r.test.repeats
     epochs = sorted(t.epochs for t in runs if t.epochs is not None)
     stops = [t.stop for t in runs if t.converged is False]
-    converged = "" if not epochs else ("yes" if not stops else f"no ({len(stops)}/{len(runs)} cut at their last epoch)")
+    converged = "" if not epochs else ("yes" if not stops else "no" if len(stops) == len(runs) else
+                                       f"no ({len(stops)} of {len(runs)} seeds)")
     recon = [t.recon_corr for t in runs if t.recon_corr is not None]
     return Row(
         task=r.task, model=r.model, recipe=r.recipe or "", source=r.source, data_hash=data_hash(r.data),
@@ -409,8 +410,8 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
         "was retrained with each seed of `--repeats` and evaluated once on the fixed held-out test split. "
         "*test AUC* is the first seed's, with its bootstrap 95 % interval; *seeds* gives the median and range "
         "over all seeds (the rows are ordered by the median). *converged*: every seed's retraining was ended by "
-        "early stopping or gained less than 0.002 validation AUC over its last 3 epochs (median epochs "
-        "trained in brackets); *no* means the epoch budget cut it while it still improved. *recon r*: the VAEs' "
+        "early stopping or gained less than 0.002 validation AUC over its last 3 epochs, then the median "
+        "epochs trained; *no* means the epoch cap cut it while it still improved. *recon r*: the VAEs' "
         "mean pixel correlation of background test images with their reconstructions. Rows marked *recipe* "
         "are a seed solution's untuned recipe run by the suite on the same data and splits "
         "(`benchmark.recipes`): what tuning buys is the distance to them. Rejection is 1/ε_B at the given "
@@ -437,7 +438,7 @@ _HEADERS = ("#", "model", "data", "train rows", "test AUC [95% CI]", "seeds: med
 
 def _cells(r: Row, rank: int) -> tuple[str, ...]:
     spread = f"{r.auc_median:.3f} [{r.auc_min:.3f}, {r.auc_max:.3f}] ({r.repeats})" if r.repeats > 1 else "-"
-    converged = f"{r.converged} ({r.epochs:.0f} ep)" if r.converged and not math.isnan(r.epochs) else (r.converged or "-")
+    converged = f"{r.converged}, {r.epochs:.0f} ep" if r.converged and not math.isnan(r.epochs) else (r.converged or "-")
     model = f"{r.model} · recipe {r.recipe} (untuned)" if r.recipe else r.model
     return (str(rank), model, f"{r.source} {r.data_hash[:8]}", f"{r.n_train:,}" if r.n_train >= 0 else "?",
             _auc_ci(r.test_auc, r.auc_low, r.auc_high), spread, converged,
