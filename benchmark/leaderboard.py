@@ -258,7 +258,8 @@ def _published(out_dir: Path) -> list[Row]:
 def arrays_path(out_dir: Path, row: Row) -> Path:
     """Where the board keeps ``row``'s test labels / scores (and reconstructions)."""
     recipe = f"@{row.recipe}" if row.recipe else ""
-    name = f"{row.model}{recipe}-{row.source}-{row.data_hash[:12]}-n{row.n_train}.npz".replace(":", "_").replace("/", "_")
+    size = f"-n{row.n_train}" if row.n_train >= 0 else ""  # a row of schema < 3 keeps its old file name
+    name = f"{row.model}{recipe}-{row.source}-{row.data_hash[:12]}{size}.npz".replace(":", "_").replace("/", "_")
     return Path(out_dir) / ARRAYS_DIR / row.task / name
 
 
