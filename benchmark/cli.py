@@ -394,10 +394,9 @@ class RunCommand(Command):
 
         if args.resume and not args.name:
             raise BenchError("--resume needs the --name of the run to continue")
-        models = tuple(args.model or [m.name for m in list_models()])  # checked with the rest in runner.check
         if args.protocol is not None:
             args = _with_protocol(args)
-            models = tuple(m.name for m in list_models())
+        models = tuple(args.model or [m.name for m in list_models()])  # checked with the rest in runner.check
         spaces = {}
         for model, path in args.space:
             if not model and len(models) != 1:
@@ -433,10 +432,9 @@ class RunCommand(Command):
         return 0
 
 
-#: ``bench run`` options a protocol's preset fixes, with the attribute each one sets.
-PROTOCOL_FIXES = {"--model": "model", "--trials": "trials", "--max-epochs": "max_epochs", "--n-train": "n_train",
-                  "--n-val": "n_val", "--n-test": "n_test", "--repeats": "repeats", "--sampler": "sampler",
-                  "--scheduler": "scheduler", "--space": "space", "--recipe": "recipe"}
+#: ``bench run`` options a protocol's preset fixes (``--n-val`` / ``--n-test``: the task's own sizes).
+PROTOCOL_FIXES = ("--model", "--trials", "--max-epochs", "--n-train", "--n-val", "--n-test", "--repeats", "--sampler",
+                  "--scheduler", "--space", "--recipe")
 
 
 def _with_protocol(args: argparse.Namespace) -> argparse.Namespace:
@@ -454,7 +452,7 @@ def _with_protocol(args: argparse.Namespace) -> argparse.Namespace:
                          f"pass --task {tasks[0]}, then the others")
     p = protocol.preset(args.protocol, tasks[0])
     return argparse.Namespace(**{**vars(args), "trials": p.trials, "max_epochs": p.max_epochs, "n_train": p.n_train,
-                                 "n_val": None, "n_test": None, "repeats": p.repeats, "sampler": p.sampler,
+                                 "repeats": p.repeats, "sampler": p.sampler,
                                  "scheduler": p.scheduler, "recipe": list(p.recipes),
                                  "space": [(m, str(SPACES_DIR / f)) for m, f in p.spaces.items()]})
 

@@ -229,6 +229,9 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, sizes:
     else:
         streams = {s: synthetic_split(task, s, getattr(sizes, s.value), seed) for s in Split}
         parts = {s: y for s, (y, _) in streams.items()}
+    for s, y in parts.items():  # the labels are known before a row is generated or read
+        if len(np.unique(y)) < 2:
+            raise DataError(f"{task.name}: the {s.value} split has one class only ({len(y)} rows): pass larger sizes")
 
     make_dir(final.parent)
     try:
@@ -249,10 +252,6 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, sizes:
             w.close()
         if bar is not None:
             bar.close()
-        for s, y in parts.items():
-            if len(np.unique(y)) < 2:
-                raise DataError(f"{task.name}: the {s.value} split has one class only ({len(y)} rows): "
-                                "pass larger sizes")
         manifest = {**identity, "shapes": {"X": list(task.image_shape), "aux": list(task.aux_names),
                                            "features": list(task.feature_names)},
                     "split_sizes": {s.value: int(len(y)) for s, y in parts.items()},

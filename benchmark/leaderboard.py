@@ -135,8 +135,8 @@ def _scan(runs_dir: Path) -> list[Row]:
 
 def _best(rows: list[Row]) -> list[Row]:
     # Select by *validation* AUC, never test AUC: picking the best of several runs on the test set
-    # would tune on test and bias the published number upwards. Ties go to the newest run.
-    # On a tie the row with more evidence (more seeds) wins, then the newest.
+    # would tune on test and bias the published number upwards. On a tie the row with more evidence
+    # (more seeds) wins, then the newest.
     best: dict[tuple, Row] = {}
 
     def rank(r: Row) -> tuple:
@@ -164,19 +164,19 @@ def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
     inv = runs[run_dir].invocation_for(r.task, r.model)
     spec = inv.spec if inv else {}
     trial_hours = r.trial_time_s / 3600.0
-    first, runs = r.test.first, r.test.repeats
-    epochs = sorted(t.epochs for t in runs if t.epochs is not None)
-    stops = [t.stop for t in runs if t.converged is False]
-    converged = "" if not epochs else ("yes" if not stops else "no" if len(stops) == len(runs) else
-                                       f"no ({len(stops)} of {len(runs)} seeds)")
-    recon = [t.recon_corr for t in runs if t.recon_corr is not None]
+    first, seeds = r.test.first, r.test.repeats
+    epochs = sorted(t.epochs for t in seeds if t.epochs is not None)
+    cut = sum(t.converged is False for t in seeds)
+    converged = "" if not epochs else ("yes" if not cut else "no" if cut == len(seeds) else
+                                       f"no ({cut} of {len(seeds)} seeds)")
+    recon = [t.recon_corr for t in seeds if t.recon_corr is not None]
     return Row(
         task=r.task, model=r.model, recipe=r.recipe or "", source=r.source, data_hash=data_hash(r.data),
         n_train=int(r.data.get("split_sizes", {}).get("train", -1)),
         test_auc=first.auc, auc_low=first.auc_low, auc_high=first.auc_high, accuracy=first.accuracy,
         rej_at_eff50=first.rej_at_eff50, rej_at_eff30=first.rej_at_eff30, auc_mean=r.test.auc_mean,
-        auc_std=r.test.auc_std, auc_median=r.test.auc_median, auc_min=min(t.auc for t in runs),
-        auc_max=max(t.auc for t in runs), repeats=len(runs),
+        auc_std=r.test.auc_std, auc_median=r.test.auc_median, auc_min=min(t.auc for t in seeds),
+        auc_max=max(t.auc for t in seeds), repeats=len(seeds),
         epochs=float(epochs[len(epochs) // 2]) if epochs else math.nan, converged=converged,
         recon_corr=float(sum(recon) / len(recon)) if recon else math.nan, val_auc=r.val_auc,
         trials_completed=int(r.trials["completed"]), trials_pruned=int(r.trials["pruned"]),
@@ -302,7 +302,7 @@ def _write_figures(rows: list[Row], out_dir: Path) -> None:
         several = len({(r.source, r.data_hash, r.n_train) for r in mine}) > 1
         curves, recons = {}, {}
         for r in mine:
-            label = f"{r.model} (recipe {r.recipe})" if r.recipe else r.model
+            label = _name(r)
             if several:
                 label += f" ({r.source} {r.data_hash[:8]}, {r.n_train} rows)"
             try:
@@ -440,13 +440,17 @@ _HEADERS = ("#", "model", "data", "train rows", "test AUC [95% CI]", "seeds: med
 def _cells(r: Row, rank: int) -> tuple[str, ...]:
     spread = f"{r.auc_median:.3f} [{r.auc_min:.3f}, {r.auc_max:.3f}] ({r.repeats})" if r.repeats > 1 else "-"
     converged = f"{r.converged}, {r.epochs:.0f} ep" if r.converged and not math.isnan(r.epochs) else (r.converged or "-")
-    model = f"{r.model} · recipe {r.recipe} (untuned)" if r.recipe else r.model
-    return (str(rank), model, f"{r.source} {r.data_hash[:8]}", f"{r.n_train:,}" if r.n_train >= 0 else "?",
+    return (str(rank), _name(r), f"{r.source} {r.data_hash[:8]}", f"{r.n_train:,}" if r.n_train >= 0 else "?",
             _auc_ci(r.test_auc, r.auc_low, r.auc_high), spread, converged,
             "-" if math.isnan(r.recon_corr) else f"{r.recon_corr:.2f}",
             f"{r.accuracy:.3f}", _num(r.rej_at_eff50), _num(r.rej_at_eff30), f"{r.val_auc:.3f}",
             f"{r.trials_completed}/{r.trials_pruned}/{r.trials_failed}", f"{r.sampler}/{r.scheduler}",
             f"{r.device} {r.precision}", _hours(r.cpu_hours), _hours(r.gpu_hours), f"{r.n_parameters:,}", r.run_id)
+
+
+def _name(r: Row) -> str:
+    """How the board names a row's model: a reference recipe's rows say so."""
+    return f"{r.model} · recipe {r.recipe} (untuned)" if r.recipe else r.model
 
 
 def _protocol_text(rows: list[Row]) -> str:

@@ -143,7 +143,7 @@ def _recon_rows(recon_by_model: Mapping[str, Mapping[str, np.ndarray]], per_clas
     class-mean columns follow (the first model's ``mean_0`` / ``mean_1``: in the original row only,
     blank in the reconstruction rows). Models usually share their test images (same data, same pick);
     a model whose originals differ gets its own "original" row."""
-    rows, labels, means = _example_rows(recon_by_model, per_class)
+    rows, labels = _example_rows(recon_by_model, per_class)
     first = next(iter(recon_by_model.values()))
     if "mean_0" not in first or any(images.shape[1:] != first["mean_0"].shape for _, images in rows):
         return rows, labels, False
@@ -167,7 +167,7 @@ def _example_rows(recon_by_model, per_class: int):
             rows.append(("original" if shown is None else f"original ({label})", original))
             shown = original
         rows.append((label, np.asarray(recon["reconstructed"])[pick]))
-    return rows, labels, None
+    return rows, labels
 
 
 def figure(figsize: tuple[float, float]) -> Figure:

@@ -4,9 +4,9 @@
 every model gets the same trials, training rows and epoch cap (each search's first trial is the
 model's default config), then the reference recipes (:mod:`benchmark.recipes`) run on the same data
 with one seed, and each search's best configuration is retrained with ``repeats`` seeds. A preset fixes the run's settings: the options it sets may not be given with it.
-One task's preset is one resumable command (``--name``, then ``--resume`` after an interruption), sized
-to finish on a 2-core CPU within the budget stated in its ``budget_min``; ``leaderboard.md`` prints the
-preset beside the rows and the CPU-hours each row used.
+One task's preset is one resumable command (``--name``, then ``--resume`` after an interruption), meant to
+finish on a 2-core CPU within its ``budget_min`` (a target, checked against the runs' own times, which
+``leaderboard.md`` prints as the CPU-hours of each row beside the preset).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class Preset:
     recipes: tuple[str, ...] = ()
     #: model -> search-space file (relative to the project's ``search_spaces/``) replacing the model's own
     spaces: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    budget_min: int = 75  # the wall time it is sized for on a 2-core CPU
+    budget_min: int = 75  # the wall time it should take on a 2-core CPU: a target, not a measurement
 
 
 _RECIPES = ("e2e-resnet15", "ae-vae-lr1e-3", "ae-vae-lr3e-4")
@@ -57,7 +57,7 @@ def describe(protocol: str) -> str:
     lines = [f"**Protocol `{protocol}`** (every model of a task: the same training rows, trials and epoch cap; "
              "the best configuration retrained with each seed):\n",
              "| task | training rows | trials per model | max epochs | sampler / scheduler | seeds | reference "
-             "recipes | sized for | command |", "|---|---|---|---|---|---|---|---|---|"]
+             "recipes | target wall time | command |", "|---|---|---|---|---|---|---|---|---|"]
     for p in PROTOCOLS[protocol].values():
         command = f"`bench run --protocol {protocol} --task {p.task} --name {protocol}-{p.task} --leaderboard-dir leaderboard`"
         lines.append(f"| {p.task} | {p.n_train:,} | {p.trials} | {p.max_epochs} | {p.sampler} / {p.scheduler} | "

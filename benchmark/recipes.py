@@ -63,6 +63,7 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def study_name(recipe: Recipe) -> str:
-    """The model name of a recipe's study directory and search: ``<model>@<recipe>``."""
-    return f"{recipe.model}@{recipe.name}"
+def study_name(model: str, recipe: Recipe | None) -> str:
+    """The name of a search's study directory and progress line: the model's, ``<model>@<recipe>`` for a
+    reference recipe."""
+    return model if recipe is None else f"{recipe.model}@{recipe.name}"

@@ -114,11 +114,10 @@ def _study_section(study: Path, out: Path) -> str:
     if ot is None:
         return f"### {model}\n\nNo Optuna study in {study}.\n"
     with_curves = any("train_loss" in c.metrics for t in trials for c in t["curve"])
+    fig = figure(figsize=(16, 9))
     if with_curves:
-        fig = figure(figsize=(16, 9))
         (hist_n, hist_t, imp), (train_ax, val_ax, par) = fig.subplots(2, 3)
     else:  # a classical model trains in one step: no loss panels to draw
-        fig = figure(figsize=(16, 9))
         (hist_n, hist_t), (imp, par) = fig.subplots(2, 2)
     _importances(ot, imp)
     _parallel(trials, par, fig)

@@ -322,8 +322,7 @@ class Outcome:
 def run(spec: RunSpec) -> Outcome:
     """Run every (task, model) search of ``spec``; a search whose every trial failed is reported in
     ``failures`` and the others go on. Publishing is apart: ``benchmark.leaderboard.update``."""
-    from benchmark.recipes import get_recipe
-    from benchmark.recipes import study_name as recipe_study
+    from benchmark.recipes import get_recipe, study_name
 
     checked = check(spec)
     _init_ray(spec)  # before the run directory exists: an unreachable cluster leaves nothing behind
@@ -343,7 +342,7 @@ def run(spec: RunSpec) -> Outcome:
         searches = [(model, None) for model in spec.models] + [
             (r.model, r) for r in map(get_recipe, spec.recipes) if r.applies_to(task.name)]
         for model, recipe in searches:
-            label = model if recipe is None else recipe_study(recipe)
+            label = study_name(model, recipe)
             where = study_dir(run_dir, task.name, label)
             if (where / records.RESULT).is_file():
                 print(f"{task.name} / {label}: already finished, kept", file=sys.stderr)
@@ -430,11 +429,11 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     from benchmark.recipes import study_name
 
     cls = get_model_class(model)
+    label = study_name(model, recipe)
     if recipe is None:
         space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
-        label = model
     else:
-        space, label = _recipe_space(spec, recipe), study_name(recipe)
+        space = _recipe_space(spec, recipe)
         spec = dataclasses.replace(spec, trials=1, scheduler="none", repeats=1)  # a reference: one seed
     study_dir.mkdir(parents=True, exist_ok=True)
     log = records.TrialLog(study_dir)

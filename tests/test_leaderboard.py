@@ -282,7 +282,8 @@ def test_roc_and_reconstruction_figures_are_png_files(tmp_path):
     assert _is_png(plots.recon_figure(task, recon, tmp_path / "recon.png"))
     rows, _, with_means = plots._recon_rows(recon, per_class=3)
     assert with_means and [len(images) for _, images in rows] == [8, 8, 8, 8]  # 3 + 3 examples, 2 class means
-    np.testing.assert_allclose(rows[0][1][6], means["mean_0"]) and np.isnan(rows[1][1][6:]).all()
+    np.testing.assert_allclose(rows[0][1][6], means["mean_0"])
+    assert np.isnan(rows[1][1][6:]).all()  # the class means stand in the original row only
     assert not list(tmp_path.glob(".*tmp*"))
     cells = np.arange(2 * 3 * 4 * 8, dtype=float).reshape(2, 3, 4, 8)  # rows, columns, H, W
     strips, centres = plots._strips(cells)

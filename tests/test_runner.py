@@ -225,6 +225,7 @@ def test_a_search_where_every_trial_fails_exits_non_zero_after_the_others(tmp_pa
 def test_a_protocol_fixes_its_settings_and_runs_one_task(capsys):
     from benchmark import protocol
     from benchmark.cli import main
+    from benchmark.recipes import RECIPES
 
     for argv, message in ((["--trials", "3"], "--protocol board fixes --trials"),
                           (["--n-train=50"], "--protocol board fixes --n-train"), ([], None)):
@@ -233,5 +234,5 @@ def test_a_protocol_fixes_its_settings_and_runs_one_task(capsys):
         err = capsys.readouterr().err
         assert (message or "one task per command") in err, err
     preset = protocol.preset("board", "quark_gluon")
-    assert preset.repeats == 3 and set(preset.recipes) <= set(__import__("benchmark.recipes").recipes.RECIPES)
+    assert preset.repeats == 3 and set(preset.recipes) <= set(RECIPES)
     assert "bench run --protocol board --task hcal_dqm" in protocol.describe("board")

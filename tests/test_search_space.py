@@ -57,7 +57,7 @@ def test_the_first_point_is_the_part_of_a_config_the_space_can_take(tmp_path):
     assert trial.params["lr"] == 3e-3 and trial.params["batch_size"] == 64
 
 
-def test_every_model_default_is_its_search_s_first_point():
+def test_every_neural_model_s_defaults_are_its_search_s_first_point():
     """The defaults lie inside the shipped spaces, so each search starts from them (no sampled values)."""
     from benchmark.models import get_model_class
 

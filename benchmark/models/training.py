@@ -70,6 +70,7 @@ TRAIN_DEFAULTS: Mapping[str, Any] = {
 
 
 TRANSFORMS = ("none", "asinh")  # the config key ``transform`` (:class:`Standardize`)
+LR_SCHEDULES = ("cosine", "constant")  # the config key ``lr_schedule`` (:func:`warmup_cosine`)
 
 
 # --- config checks (at the public edge: the model's constructor) ----------------------------------
@@ -97,7 +98,7 @@ TRAIN_RULES: Mapping[str, Callable[[Any], str | None]] = {
     "label_smoothing": number(float, low=0, high=0.5), "dropout": number(float, low=0, high=0.99),
     "width": number(int, low=1), "crop": number(float, low=0, high=1, open_low=True), "pool": number(int, low=1),
     "transform": lambda v: None if v in TRANSFORMS else f"must be one of {', '.join(TRANSFORMS)}",
-    "lr_schedule": lambda v: None if v in ("cosine", "constant") else "must be cosine or constant",
+    "lr_schedule": lambda v: None if v in LR_SCHEDULES else f"must be one of {', '.join(LR_SCHEDULES)}",
     "precision": lambda v: None if v in PRECISIONS else f"must be one of {', '.join(PRECISIONS)}",
 }
 
@@ -125,22 +126,18 @@ class Standardize(nn.Module):
     with the weights, never trained); :func:`input_map` estimates them on training rows."""
 
     def __init__(self, net: nn.Module, mean: np.ndarray, std: np.ndarray, *, scale: np.ndarray | None = None,
-                 crop: float = 1.0, pool: int = 1, image_hw: tuple[int, int] | None = None) -> None:
+                 crop: float = 1.0, pool: int = 1) -> None:
         super().__init__()
-        self.net, self.pool = net, int(pool)
-        self.window = None
-        if image_hw is not None and crop < 1.0:
-            (H, W), (_, h, w) = image_hw, viewed_shape((1, *image_hw), crop)
-            self.window = ((H - h) // 2, (H - h) // 2 + h, (W - w) // 2, (W - w) // 2 + w)
+        self.net, self.crop, self.pool = net, float(crop), int(pool)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("scale", None if scale is None else torch.as_tensor(scale, dtype=torch.float32).view(1, -1, 1, 1))
 
     def view(self, x: torch.Tensor) -> torch.Tensor:
         """The crop and pooling alone (in the data's units): what the network looks at."""
-        if self.window is not None:
-            top, bottom, left, right = self.window
-            x = x[:, :, top:bottom, left:right]
+        if self.crop < 1.0:
+            (H, W), (_, h, w) = x.shape[-2:], viewed_shape((1, *x.shape[-2:]), self.crop)
+            x = x[:, :, (H - h) // 2:(H - h) // 2 + h, (W - w) // 2:(W - w) // 2 + w]
         return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,19 +165,18 @@ def input_map(net: nn.Module, X: np.ndarray, rows: np.ndarray, rng: np.random.Ge
     m = min(len(rows), max(16, STATS_ELEMENTS // per_sample))
     sample = torch.from_numpy(np.asarray(X[np.sort(rng.choice(rows, size=m, replace=False))], dtype=np.float32))
     C = X.shape[1]
-    ones = np.ones(C, np.float32)
-    probe = Standardize(net, np.zeros(C, np.float32), ones, crop=crop, pool=pool, image_hw=tuple(X.shape[2:]))
-    viewed = probe.view(sample).double()
-    scale = None
+    inp = Standardize(net, np.zeros(C, np.float32), np.ones(C, np.float32), crop=crop, pool=pool)
+    viewed = inp.view(sample).double()
     if asinh:
-        scale = viewed.abs().mean(dim=(0, 2, 3)).numpy()
+        scale = viewed.abs().mean(dim=(0, 2, 3))
         scale[~(scale > 1e-12)] = 1.0
-        viewed = torch.asinh(viewed / torch.from_numpy(scale).view(1, -1, 1, 1))
-    mean, std = viewed.mean(dim=(0, 2, 3)).numpy(), viewed.std(dim=(0, 2, 3), correction=0).numpy()
+        inp.scale = scale.float().view(1, -1, 1, 1)
+        viewed = torch.asinh(viewed / scale.view(1, -1, 1, 1))
+    std = viewed.std(dim=(0, 2, 3), correction=0)
     std[~(std > 1e-8)] = 1.0  # also catches NaN; a NaN mean is left to fail loudly as a NaN loss
-    return Standardize(net, mean.astype(np.float32), std.astype(np.float32),
-                       scale=None if scale is None else scale.astype(np.float32), crop=crop, pool=pool,
-                       image_hw=tuple(X.shape[2:]))
+    inp.mean.copy_(viewed.mean(dim=(0, 2, 3)).view(1, -1, 1, 1))
+    inp.std.copy_(std.view(1, -1, 1, 1))
+    return inp
 
 
 class Feeder:
@@ -332,11 +328,14 @@ def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.opti
     return torch.optim.AdamW(groups, lr=lr, fused=next(net.parameters()).is_cuda)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int):
-    """Linear warm-up to the base learning rate, then cosine decay to zero at ``total_steps``."""
+def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, decay: bool = True):
+    """Linear warm-up to the base learning rate, then cosine decay to zero at ``total_steps`` (or, without
+    ``decay``, the base rate from then on: a seed recipe's plain Adam)."""
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if not decay:
+            return 1.0
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -398,11 +397,8 @@ def fit_loop(net: Standardize, objective: Objective, train: SplitData, val: Spli
     val_feed = Feeder(val.X, val.y, batch_size=bs, plan=plan, channels_last=channels_last)
     optimizer = make_optimizer(net, config["lr"], config["weight_decay"])
     steps = train_feed.n_batches()
-    warmup = round(min(config["warmup_epochs"], 0.2 * config["epochs"]) * steps)
-    if config.get("lr_schedule", "cosine") == "constant":  # a seed recipe's plain Adam
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup)))
-    else:
-        scheduler = warmup_cosine(optimizer, warmup_steps=warmup, total_steps=config["epochs"] * steps)
+    scheduler = warmup_cosine(optimizer, warmup_steps=round(min(config["warmup_epochs"], 0.2 * config["epochs"]) * steps),
+                              total_steps=config["epochs"] * steps, decay=config.get("lr_schedule", "cosine") == "cosine")
     history: list[dict[str, float]] = []
     best_epoch, best_auc, best_state = 0, -math.inf, None
     for epoch in range(1, int(config["epochs"]) + 1):
@@ -473,7 +469,7 @@ class NeuralModel(Model):
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """The image shape the network is built for: the task's, after the config's ``crop`` and ``pool``."""
-        return viewed_shape(self.task.image_shape, self.config.get("crop", 1.0), self.config.get("pool", 1))
+        return viewed_shape(self.task.image_shape, self.config["crop"], self.config["pool"])
 
     def fit(self, train: SplitData, val: SplitData, *, report: ReportFn | None = None) -> None:
         self.plan.apply()
@@ -481,18 +477,20 @@ class NeuralModel(Model):
         rows = self.train_rows(train)
         torch.manual_seed(self.seed)
         net = input_map(self.build_net(), train.X, np.arange(len(train)) if rows is None else rows, rng,
-                        crop=self.config.get("crop", 1.0), pool=self.config.get("pool", 1),
-                        asinh=self.config.get("transform", "none") == "asinh").to(self.plan.device)
+                        crop=self.config["crop"], pool=self.config["pool"],
+                        asinh=self.config.get("transform") == "asinh").to(self.plan.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
         self.result = fit_loop(net, self.objective(), train, val, config=self.config, plan=self.plan,
                                rng=rng, report=report, rows=rows, channels_last=self.channels_last)
 
-    def _predict(self, X: np.ndarray, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> np.ndarray:
+    def _predict(self, X: np.ndarray, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+                 rows: np.ndarray | None = None) -> np.ndarray:
+        """``fn(net, x)`` over ``rows`` of ``X`` (all when None), read batch by batch."""
         if self.net is None:
             raise RuntimeError(f"model {self.name!r} is not fitted: call fit() first")
-        feeder = Feeder(X, None, batch_size=int(self.config["batch_size"]), plan=self.plan,
+        feeder = Feeder(X, None, batch_size=int(self.config["batch_size"]), plan=self.plan, rows=rows,
                         channels_last=self.channels_last)
         return predict(self.net, feeder, fn, precision=self.precision)
 

@@ -171,8 +171,7 @@ class VAEModel(NeuralModel):
             b = net.unstandardize(net.net(net.standardize(x))[0].float()).flatten(1)
             a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
             return ((a * b).sum(1) / ((a.square().sum(1) * b.square().sum(1)).sqrt() + 1e-30)).view(-1, 1)
-        r = self._predict(test.X, corr)[:, 0]
-        return {"recon_corr": float(np.mean(r[np.asarray(test.y) == 0]))}
+        return {"recon_corr": float(np.mean(self._predict(test.X, corr, rows=np.flatnonzero(np.asarray(test.y) == 0))))}
 
     def encode(self, X: np.ndarray) -> np.ndarray:
         """Posterior means ``mu``, shape ``(n, latent_dim)``."""
@@ -184,8 +183,8 @@ class VAEModel(NeuralModel):
         y = np.asarray(test.y)
         pick = np.sort(np.concatenate([np.flatnonzero(y == c)[:4] for c in (0, 1)]))
         viewed, reconstructed = self.reconstruct(np.asarray(test.X[pick]))
-        mean = {f"mean_{c}": self._predict(np.asarray(test.X[np.flatnonzero(y == c)[:500]]),
-                                           lambda net, x: net.view(x).float()).mean(0) for c in (0, 1)}
+        mean = {f"mean_{c}": self._predict(test.X, lambda net, x: net.view(x).float(),
+                                           rows=np.flatnonzero(y == c)[:500]).mean(0) for c in (0, 1)}
         return {"recon": {"original": viewed, "reconstructed": reconstructed, "y": y[pick], **mean},
                 "latent": {"mu": self.encode(test.X).astype(np.float32), "y": y}}
 
