@@ -20,16 +20,16 @@ from benchmark.tasks.quark_gluon import PARQUET_FILES
 HCAL_FILES = ("Run355456_Dataset.npy", "Run357479_Dataset.npy")
 
 
-def _hcal(folder: Path, bad: str) -> None:
+def _hcal(folder: Path, bad: str, rows: int = 20) -> None:  # 20 rows a run: both classes in every split
     for name in HCAL_FILES:
-        np.save(folder / name, np.ones((4, 64, 72)))
+        np.save(folder / name, np.ones((rows, 64, 72)))
     target = folder / HCAL_FILES[1]
     if bad == "truncated":
         target.write_bytes(target.read_bytes()[:300])
     elif bad == "shape":
-        np.save(target, np.ones((4, 64, 71)))
+        np.save(target, np.ones((rows, 64, 71)))
     elif bad == "inf":
-        a = np.ones((4, 64, 72))
+        a = np.ones((rows, 64, 72))
         a[2, 3, 4] = np.inf
         np.save(target, a)
 
@@ -58,6 +58,7 @@ DATA_CASES = [
     ("hcal_dqm", lambda d: _hcal(d, "truncated"), "unreadable .npy file"),
     ("hcal_dqm", lambda d: _hcal(d, "shape"), "shape"),
     ("hcal_dqm", lambda d: _hcal(d, "inf"), "inf"),
+    ("hcal_dqm", lambda d: _hcal(d, "none", rows=4), "the test split has one class only"),  # too few rows
     ("ee_gamma", lambda d: _ee_gamma(d, "nan"), "NaN"),
     ("ee_gamma", lambda d: _ee_gamma(d, "labels"), "not binary"),
     ("ee_gamma", lambda d: _ee_gamma(d, "missing key"), "missing key"),
