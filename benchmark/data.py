@@ -231,7 +231,9 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, sizes:
         parts = {s: y for s, (y, _) in streams.items()}
     for s, y in parts.items():  # the labels are known before a row is generated or read
         if len(np.unique(y)) < 2:
-            raise DataError(f"{task.name}: the {s.value} split has one class only ({len(y)} rows): pass larger sizes")
+            fix = (f"the files in {raw_dir(task, root)} hold too few rows" if source is Source.REAL
+                   else f"pass a larger --n-{s.value}")
+            raise DataError(f"{task.name}: the {s.value} split has one class only ({len(y)} rows): {fix}")
 
     make_dir(final.parent)
     try:
