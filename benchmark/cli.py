@@ -237,6 +237,8 @@ class ModelsCommand(Command):
         rows += [(m.name, m.kind, m.fidelity or "-", ", ".join(m.default_config)) for m in list_models()]
         print(aligned(rows))
         print("\nEvery model runs on every task.")
+        if extra := [m.name for m in list_models() if not m.on_board]:
+            print(f"Searched only when named with --model (not on the board): {', '.join(extra)}")
         for family in list_families():
             print(f"Family: {family.name}:<name> builds that member of the {family.name} family, from scratch at the "
                   f"task's resolution (its name goes to the config key {family.family_key!r})")
@@ -396,7 +398,7 @@ class RunCommand(Command):
             raise BenchError("--resume needs the --name of the run to continue")
         if args.protocol is not None:
             args = _with_protocol(args)
-        models = tuple(args.model or [m.name for m in list_models()])  # checked with the rest in runner.check
+        models = tuple(args.model or [m.name for m in list_models() if m.on_board])  # checked with the rest in runner.check
         spaces = {}
         for model, path in args.space:
             if not model and len(models) != 1:

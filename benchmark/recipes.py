@@ -14,6 +14,14 @@ What each recipe states and what the suite adds where the seed does not say (all
   on the raw (not log-compressed) pixels; epochs not stated: 20, as the other solution.
 * ``ae-vae-lr3e-4`` (the other one): a VAE, Adam lr 3e-4 for 20 epochs; latent dimension not stated:
   the suite's default (16).
+* ``hcal-vit-tiny224`` (the HCAL solution, hcal_dqm only): timm's ``vit_tiny_patch16_224`` on images
+  resized to 224x224 and copied to 3 channels, Adam lr 3e-4, batch 8, from scratch (no network access for
+  pretrained weights); "a few epochs" stated: 3. On a 2-core CPU one epoch of 3,000 rows takes about
+  10 minutes (0.18 s per training image per core, measured), which is why it is 3.
+* ``topo-dnn-emb1`` (the topo-cluster baseline, atlas_topo only): dense layers 512-512-256 with ReLU on
+  the flattened EMB1 layer (the image's channel 0: its 32x16 = 512 pixels after resampling the native
+  128x4 cells), Adam lr 5e-5, cross-entropy, no dropout; batch and epochs not stated: 32 (Keras's
+  default) and 20.
 
 Adam is AdamW with weight decay 0; "constant" is ``lr_schedule: constant`` with no warm-up; patience
 equals the epochs, so every recipe trains its stated epochs unless the protocol caps them
@@ -54,6 +62,15 @@ RECIPES: Mapping[str, Recipe] = {r.name: r for r in (
     Recipe("ae-vae-lr3e-4", "vae",
            {**_ADAM_CONSTANT, "lr": 3e-4, "epochs": 20, "patience": 20, "batch_size": 32, "transform": "none"},
            "ML4Sci jet auto-encoder solution (VAE, Adam 3e-4, 20 epochs)"),
+    Recipe("hcal-vit-tiny224", "timm",
+           {**_ADAM_CONSTANT, "model_name": "vit_tiny_patch16_224", "resize": 224, "lr": 3e-4, "epochs": 3,
+            "patience": 3, "batch_size": 8, "label_smoothing": 0.0},
+           "ML4Sci HCAL DQM solution (vit_tiny_patch16_224 at 224x224, 3 channels, Adam 3e-4, batch 8)",
+           tasks=("hcal_dqm",)),
+    Recipe("topo-dnn-emb1", "mlp",
+           {**_ADAM_CONSTANT, "hidden": "512,512,256", "channel": 0, "lr": 5e-5, "epochs": 20, "patience": 20,
+            "batch_size": 32, "dropout": 0.0, "label_smoothing": 0.0},
+           "ATLAS topo-cluster baseline (dense 512-512-256 on EMB1, Adam 5e-5)", tasks=("atlas_topo",)),
 )}
 
 

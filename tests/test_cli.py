@@ -37,7 +37,8 @@ def test_every_module_in_the_registry_folders_is_registered():
     model_modules -= {"benchmark.models.base", "benchmark.models._registry", "benchmark.models.training"}
     assert model_modules == set(MODULES)  # a model module that the registry would never import fails here
     assert {cls.__module__ for cls in list_models() + list_families()} == set(MODULES)
-    assert len(list_models()) == 8 and [f.name for f in list_families()] == ["timm"]
+    assert len([m for m in list_models() if m.on_board]) == 8 and [f.name for f in list_families()] == ["timm"]
+    assert [m.name for m in list_models() if not m.on_board] == ["mlp"]  # a reference recipe's model
 
 
 def test_tasks_and_models_tables(capsys):

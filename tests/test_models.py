@@ -17,7 +17,8 @@ from benchmark.models import create_model, get_model_class, list_models
 from benchmark.models.training import (DivergedError, Feeder, Standardize, TrainResult, convergence, fit_loop,
                                       input_map, viewed_shape)
 from benchmark.models.vae import VAEObjective
-from benchmark.models.vit import PadTo, reference_vit_inputs
+from benchmark.models.vit import PadTo, Resized, reference_vit_inputs
+from benchmark.recipes import RECIPES
 from conftest import make_tiny_task
 
 # The four real task shapes; quark_gluon's 3x125x125 is replaced by 3x25x25 in the contract test
@@ -187,10 +188,39 @@ def test_vit_pads_when_the_patch_size_does_not_divide_the_image(shape, patch, tm
     assert model.score(val).shape == (len(val),)
 
 
-def test_timm_vit_gets_the_native_size():
+def test_timm_vit_gets_the_native_size_or_the_reference_resize():
     model = create_model("timm:vit_tiny_patch16_224", task_for((1, 64, 72)), {})
     net = model.build_net()
     assert isinstance(net, PadTo) and net(torch.zeros(2, 1, 64, 72)).shape == (2, 1)
+    resized = create_model("timm:vit_tiny_patch16_224", task_for((1, 64, 72)), {"resize": 32}).build_net()
+    assert isinstance(resized, Resized) and resized.net.patch_embed.proj.in_channels == 3
+    assert resized.net.patch_embed.img_size == (32, 32) and resized(torch.zeros(2, 1, 64, 72)).shape == (2, 1)
+    assert "net.pos_embed" in resized.no_weight_decay()
+
+
+def test_mlp_sees_one_channel_flat():
+    model = create_model("mlp", task_for((6, 32, 16)), {"channel": 0, "hidden": "512,512,256"})
+    net = model.build_net()
+    first = next(m for m in net if isinstance(m, torch.nn.Linear))
+    assert first.in_features == 512 and [m.out_features for m in net if isinstance(m, torch.nn.Linear)] == [512, 512, 256, 1]
+    x = torch.zeros(2, 6, 32, 16)
+    x[:, 1:] = torch.randn(2, 5, 32, 16)  # the other channels do not reach the network
+    torch.testing.assert_close(net(x), net(torch.zeros(2, 6, 32, 16)))
+    assert create_model("mlp", task_for((6, 32, 16)), {"hidden": ""}).build_net()[-1].in_features == 6 * 32 * 16
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_every_reference_recipe_trains_on_tiny_data_of_its_tasks(recipe, tmp_path):
+    r = RECIPES[recipe]
+    tasks = [t for t in SHAPES if r.applies_to(t)]
+    assert tasks
+    for name in tasks:
+        shape = SHAPES[name]
+        task = make_tiny_task(name=name, image_shape=shape, channel_names=tuple(f"c{i}" for i in range(shape[0])))
+        train, val = make_split(shape, 24, 1, tmp_path), make_split(shape, 16, 2, tmp_path)
+        model = create_model(r.model, task, {**r.config, "epochs": 1, "patience": 1}, plan=DevicePlan(threads=1))
+        model.fit(train, val)
+        assert np.isfinite(model.score(val)).all() and model.training_summary()["epochs"] == 1
 
 
 @pytest.mark.parametrize(("name", "config", "match"), [
@@ -200,6 +230,8 @@ def test_timm_vit_gets_the_native_size():
     ("resnet15", {"batch_size": 3.5}, "'batch_size' must be an integer"),
     ("vit", {"embed_dim": 100, "num_heads": 3}, "not a multiple of num_heads"),
     ("timm:not_a_timm_model", {}, "unknown timm model"),
+    ("mlp", {"hidden": "512,x"}, "comma-separated positive widths"),
+    ("mlp", {"channel": 2}, "out of range"),
 ])
 def test_bad_configs_raise_config_error(name, config, match):
     with pytest.raises(ConfigError, match=match):

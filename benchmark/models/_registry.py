@@ -20,7 +20,8 @@ from benchmark.tasks._registry import suggest
 
 #: The modules whose import registers the shipped models, in the order models are listed (tests check
 #: that every model module is here). A lookup by name tries the torch-free ones (``LIGHT``) first.
-MODULES = ("benchmark.models.resnet", "benchmark.models.vit", "benchmark.models.vae", "baselines.classical")
+MODULES = ("benchmark.models.resnet", "benchmark.models.vit", "benchmark.models.vae", "baselines.classical",
+           "benchmark.models.mlp")
 LIGHT = ("baselines.classical",)
 _MODELS: dict[str, type[Model]] = {}
 _loaded: set[str] = set()

@@ -51,6 +51,8 @@ class Model(abc.ABC):
     tiny_config: ClassVar[Mapping[str, Any]] = {}
     #: For a family of models (``timm:<member>``): the config key the member's name goes to.
     family_key: ClassVar[str | None] = None
+    #: Whether ``bench run`` without ``--model`` (and so the board protocol) searches it.
+    on_board: ClassVar[bool] = True
 
     def __init__(self, task: TaskSpec, config: Mapping[str, Any], *, seed: int = 0,
                  plan: DevicePlan | None = None) -> None:

@@ -9,8 +9,9 @@ zero is the channel mean after standardisation, i.e. "no information".
 ``timm`` (used as ``create_model("timm:<name>", task, config)``) builds any timm image model the
 same way (``img_size`` passed when the model takes one) and trains it with the same loop.
 
-:func:`reference_vit_inputs` reproduces the reference solution's approach, which the native model
-avoids: resize every image to 224x224 and force 3 channels for ``vit_tiny_patch16_224``.
+The HCAL seed's approach, which the native model avoids, is a ``timm`` config key: ``resize: 224``
+resizes every (standardised) image to 224x224 and makes it 3 channels (:func:`reference_vit_inputs`),
+so ``timm:vit_tiny_patch16_224`` sees what it saw (the reference recipe ``hcal-vit-tiny224``).
 """
 from __future__ import annotations
 
@@ -26,18 +27,25 @@ from benchmark.models._registry import register_model
 from benchmark.models.training import TRAIN_DEFAULTS, NeuralModel, number
 
 
-class PadTo(nn.Module):
-    """Zero-pad ``(n, C, H, W)`` symmetrically to ``size`` (the extra row / column goes last)."""
+class InputWrapper(nn.Module):
+    """``net`` behind a fixed input map (``forward``); timm's ``no_weight_decay`` names pass through."""
 
-    def __init__(self, net: nn.Module, image_hw: tuple[int, int], size: tuple[int, int]) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
-        dh, dw = size[0] - image_hw[0], size[1] - image_hw[1]
-        self.pad = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
 
     def no_weight_decay(self) -> set[str]:
         inner = self.net.no_weight_decay() if hasattr(self.net, "no_weight_decay") else ()
         return {f"net.{n}" for n in inner}
+
+
+class PadTo(InputWrapper):
+    """Zero-pad ``(n, C, H, W)`` symmetrically to ``size`` (the extra row / column goes last)."""
+
+    def __init__(self, net: nn.Module, image_hw: tuple[int, int], size: tuple[int, int]) -> None:
+        super().__init__(net)
+        dh, dw = size[0] - image_hw[0], size[1] - image_hw[1]
+        self.pad = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
 
     def forward(self, x):
         return self.net(F.pad(x, self.pad) if any(self.pad) else x)
@@ -111,7 +119,8 @@ class TimmModel(NeuralModel):
     name = "timm"
     family_key = "model_name"
     tiny_config = {"model_name": "resnet10t", "epochs": 1, "batch_size": 32}
-    default_config = {"model_name": "resnet18", **TRAIN_DEFAULTS, "label_smoothing": 0.0}
+    default_config = {"model_name": "resnet18", **TRAIN_DEFAULTS, "label_smoothing": 0.0, "resize": 0}
+    rules = {"resize": number(int, low=0)}  # 0: the native image; N: N x N, 3 channels (reference_vit_inputs)
 
     def __init__(self, task, config, **kwargs) -> None:
         super().__init__(task, config, **kwargs)
@@ -125,17 +134,31 @@ class TimmModel(NeuralModel):
         import timm
 
         C, H, W = self.input_shape
+        if resize := self.config["resize"]:
+            C, H, W = 3, resize, resize
         name = self.config["model_name"]
         kwargs = {"pretrained": False, "in_chans": C, "num_classes": 1}
         try:
             net = timm.create_model(name, img_size=(H, W), **kwargs)
         except TypeError:  # the model has no img_size argument (most CNNs)
-            return timm.create_model(name, **kwargs)
-        patch = getattr(getattr(net, "patch_embed", None), "patch_size", None)
-        if patch is not None and padded_size((H, W), patch) != (H, W):
-            size = padded_size((H, W), patch)
-            return PadTo(timm.create_model(name, img_size=size, **kwargs), (H, W), size)
-        return net
+            net = timm.create_model(name, **kwargs)
+        else:
+            patch = getattr(getattr(net, "patch_embed", None), "patch_size", None)
+            if patch is not None and padded_size((H, W), patch) != (H, W):
+                size = padded_size((H, W), patch)
+                net = PadTo(timm.create_model(name, img_size=size, **kwargs), (H, W), size)
+        return Resized(net, resize) if resize else net
+
+
+class Resized(InputWrapper):
+    """``net`` on :func:`reference_vit_inputs` of its input: ``size`` x ``size``, 3 channels."""
+
+    def __init__(self, net: nn.Module, size: int) -> None:
+        super().__init__(net)
+        self.size = size
+
+    def forward(self, x):
+        return self.net(reference_vit_inputs(x, self.size))
 
 
 def reference_vit_inputs(X: np.ndarray | torch.Tensor, size: int = 224) -> torch.Tensor:
@@ -143,8 +166,8 @@ def reference_vit_inputs(X: np.ndarray | torch.Tensor, size: int = 224) -> torch
     ``(n, C, H, W)`` to ``size x size`` and exactly 3 channels (the first three, or the channels
     repeated cyclically when there are fewer: 1 -> (0, 0, 0), 2 -> (0, 1, 0)).
 
-    Kept only for the performance comparison: it multiplies the pixels (a 32x32 image becomes 49x
-    larger) and invents channels, which the native :class:`ViTModel` avoids.
+    It multiplies the pixels (a 32x32 image becomes 49x larger) and invents channels, which the native
+    :class:`ViTModel` avoids; kept for the performance comparison and the seed's reference recipe.
     """
     x = X.float() if isinstance(X, torch.Tensor) else torch.from_numpy(np.array(X, dtype=np.float32))
     x = x[:, [i % x.shape[1] for i in range(3)]]

@@ -191,7 +191,7 @@ def defaults(*, n: dict[str, int], epochs: int, threads: int, root: Path) -> lis
     for task in (t for t in list_tasks() if t.name in n):
         p = prepare(task, source=Source.SYNTHETIC, root=root, seed=0, sizes=Sizes.total(n[task.name]))
         train, val, test = (p.split(s) for s in Split)
-        for cls in list_models():
+        for cls in (c for c in list_models() if c.on_board):
             config = {cls.fidelity: epochs} if cls.fidelity else {}
             model = create_model(cls.name, task, config, seed=0, plan=DevicePlan(threads=threads))
             t0 = time.perf_counter()
