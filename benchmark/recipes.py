@@ -1,8 +1,8 @@
 """Reference recipes: the seed solutions' untuned training recipes, run by the suite as board rows.
 
 Each task's public seed solutions trained one model with one hand-set recipe. The suite runs that
-recipe on the same data and splits as the tuned searches (one trial, every value fixed; the best epoch
-on validation kept, the test split scored once per seed), and the board marks the row *recipe*: the
+recipe on the same data and splits as the tuned searches (not searched: trained once with the run's
+seed, the best epoch on validation kept, the test split scored once), and the board marks the row *recipe*: the
 distance between a tuned row and its family's recipe row is what tuning buys.
 
 What each recipe states and what the suite adds where the seed does not say (all in ``config``):
@@ -17,7 +17,7 @@ What each recipe states and what the suite adds where the seed does not say (all
 * ``hcal-vit-tiny224`` (the HCAL solution, hcal_dqm only): timm's ``vit_tiny_patch16_224`` on images
   resized to 224x224 and copied to 3 channels, Adam lr 3e-4, batch 8, from scratch (no network access for
   pretrained weights); "a few epochs" stated: 3. On a 2-core CPU one epoch of 3,000 rows takes about
-  10 minutes (0.18 s per training image per core, measured), which is why it is 3.
+  7 minutes (0.18 s per training image per core, measured), which is why it is 3.
 * ``topo-dnn-emb1`` (the topo-cluster baseline, atlas_topo only): dense layers 512-512-256 with ReLU on
   the flattened EMB1 layer (the image's channel 0: its 32x16 = 512 pixels after resampling the native
   128x4 cells), Adam lr 5e-5, cross-entropy, no dropout; batch and epochs not stated: 32 (Keras's

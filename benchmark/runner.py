@@ -23,7 +23,8 @@ Trials read the prepared, memory-mapped splits from the node's data directory (`
 cache, and builds it once on a node that lacks it), so data is shared by the page cache, not copied.
 The best trial is retrained with its config and seed (bit-identical on CPU) and K-1 more seeds for
 ``--repeats``, one Ray task per seed with a trial's resources (side by side where there is room): the test
-split is touched only there. A reference recipe (``--recipe``) is a search of one all-fixed trial, tested with one seed.
+split is touched only there. A reference recipe (``--recipe``) is not searched: its config is trained once
+with the run's seed (validated every epoch, the study's one trial) and tested.
 """
 from __future__ import annotations
 
@@ -349,7 +350,8 @@ def run(spec: RunSpec) -> Outcome:
                 results.append(records.read_result(where))
                 continue
             try:
-                results.append(_search(spec, task, model, checked.spaces.get(model), prepared, prep, where, recipe))
+                results.append(_search(spec, task, model, checked.spaces.get(model), prepared, prep, where)
+                               if recipe is None else _reference(spec, task, recipe, prepared, prep, where))
             except SearchFailed as e:  # the other searches go on; the run fails at the end
                 print(f"bench: warning: {e}; going on with the other searches", file=sys.stderr)
                 failures.append(str(e))
@@ -402,9 +404,12 @@ def _fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
 DATA_KEYS = ("files", "generator_version", "n_train", "n_val", "n_test", "seed", "split_sizes")
 
 
-def _recipe_space(spec: RunSpec, recipe):
-    """A recipe as a search space of fixed values only, its epochs (and patience) capped by ``--max-epochs``."""
-    from benchmark.search_space import SearchSpace
+def _reference(spec: RunSpec, task, recipe, prepared, prep: dict, study_dir: Path) -> records.SearchResult:
+    """A reference recipe: its one fixed config (epochs and patience capped by ``--max-epochs``) trained
+    once with the run's seed, validated every epoch and scored on test. Nothing is searched, so it is not
+    a Tune search (one trial there would be trained a second time for the test), and it trains alone
+    with the CPUs of a whole node; its training curve is the study's one trial, ``recipe``."""
+    from benchmark.recipes import study_name
 
     config = dict(recipe.config)
     for key in ("epochs", "patience"):
@@ -412,29 +417,44 @@ def _recipe_space(spec: RunSpec, recipe):
             config[key] = min(int(config[key]), spec.max_epochs)
     if spec.precision != "auto":
         config["precision"] = spec.precision
-    return SearchSpace(Path(f"recipe {recipe.name}"), ()).with_fixed(**config)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    print(f"{task.name} / {study_name(recipe.model, recipe)}: the recipe trained once "
+          f"({config.get('epochs', 1)} epoch(s) at most), then tested", file=sys.stderr)
+    t0 = time.perf_counter()
+    alone = dataclasses.replace(spec, repeats=1, cpus_per_trial=_lone_task_cpus(spec))
+    final = _final_evaluation(alone, recipe.model, config, prep, curve=True)
+    wall = time.perf_counter() - t0
+    curve = final.curve
+    trial = records.TrialRecord(
+        trial_id="recipe", status="completed", config=config, seed=spec.seed,
+        best_val_auc=max(e.val_auc for e in curve), epochs=len(curve), wall_s=final.test.first.train_s,
+        precision=final.precision, curve=curve)
+    return _record(alone, task, recipe.model, prepared, study_dir, [trial], trial, final, wall, recipe)
 
 
-def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path,
-            recipe=None) -> records.SearchResult:
+def _lone_task_cpus(spec: RunSpec) -> float:
+    """The CPUs of a task that runs alone (a recipe's one training): the CPUs of the node with the most,
+    on CPU-only runs; a trial's share on GPU runs (the widest node may have no GPU)."""
+    import ray
+
+    if spec.gpus_per_trial > 0:
+        return spec.cpus_per_trial
+    return max([spec.cpus_per_trial] + [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")])
+
+
+def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_dir: Path) -> records.SearchResult:
     """One search of ``model`` on ``task``, whose first trial is the model's default config (as far as the
-    space has it); a reference ``recipe`` is a search of one trial with every value fixed (the recipe's),
-    without early stopping by the scheduler, tested with one seed."""
+    space has it), then its best configuration tested with ``spec.repeats`` seeds."""
     import functools
 
     import optuna
     from ray import tune
 
     from benchmark.models import get_model_class
-    from benchmark.recipes import study_name
 
     cls = get_model_class(model)
-    label = study_name(model, recipe)
-    if recipe is None:
-        space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
-    else:
-        space = _recipe_space(spec, recipe)
-        spec = dataclasses.replace(spec, trials=1, scheduler="none", repeats=1)  # a reference: one seed
+    label = model
+    space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
     study_dir.mkdir(parents=True, exist_ok=True)
     log = records.TrialLog(study_dir)
     if spec.resume and (study_dir / "curves.jsonl").is_file() and not log.path.is_file():
@@ -494,21 +514,33 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     if best.precision is not None and cls.has_precision():
         config["precision"] = best.precision  # the test evaluation computes as the search did
     final = _final_evaluation(spec, model, config, prep)
+    result = _record(spec, task, model, prepared, study_dir, trials, best, final, t_fit)
+    study_saved.result()
+    return result
+
+
+def _record(spec: RunSpec, task, model: str, prepared, study_dir: Path, trials, best, final: _Final,
+            wall_s: float, recipe=None) -> records.SearchResult:
+    """Write a finished study's test arrays and its result (the last file: a study with one is done)."""
+    from benchmark.models import get_model_class
+
+    if recipe is not None:
+        records.write_trials(study_dir, trials)
     atomic_savez(study_dir / "roc.npz", **final.roc)
     for name, arrays in final.artifacts.items():
         atomic_savez(study_dir / f"{name}.npz", **arrays)
+    searched = recipe is None and get_model_class(model).fidelity is not None
     result = records.SearchResult(
         task=task.name, model=model, source=prepared.manifest["source"],
         data={k: prepared.manifest.get(k) for k in DATA_KEYS},
-        sampler=spec.sampler, scheduler=spec.scheduler if cls.fidelity is not None else "none", seed=spec.seed,
-        trials={s: sum(t.status == s for t in trials) for s in records.STATUSES}, best_trial=best.trial_id,
-        best_config=best.config, val_auc=best.best_val_auc, test=final.test, n_parameters=final.n_parameters,
-        search_wall_s=t_fit, trial_time_s=sum(t.wall_s or 0 for t in trials),
+        sampler=spec.sampler if recipe is None else "none", scheduler=spec.scheduler if searched else "none",
+        seed=spec.seed, trials={s: sum(t.status == s for t in trials) for s in records.STATUSES},
+        best_trial=best.trial_id, best_config=best.config, val_auc=best.best_val_auc, test=final.test,
+        n_parameters=final.n_parameters, search_wall_s=wall_s, trial_time_s=sum(t.wall_s or 0 for t in trials),
         epochs_trained=sum(t.epochs or 0 for t in trials),
         resources_per_trial={"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
         device=final.device, precision=final.precision, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         recipe=None if recipe is None else recipe.name, protocol=spec.protocol)
-    study_saved.result()
     records.write_result(study_dir, result)
     return result
 
@@ -631,32 +663,44 @@ class _Final:
     n_parameters: int
     device: str
     precision: str
+    curve: tuple = ()    # the first seed's training curve (records.Epoch), when asked for
 
 
-def _final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict) -> _Final:
+def _final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict, curve: bool = False) -> _Final:
     """One Ray task per seed, each with a trial's resources, so the seeds retrain side by side where
     there is room (each seed's result does not depend on what runs beside it)."""
     import ray
 
     task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(_evaluate_on_test)
     seeds = [spec.seed + i for i in range(spec.repeats)]
-    done = ray.get([task_fn.remote(model, dict(config), prep, seed, seed == seeds[0]) for seed in seeds])
+    done = ray.get([task_fn.remote(model, dict(config), prep, seed, seed == seeds[0], curve) for seed in seeds])
     runs = tuple(run for run, _ in done)
     return _Final(test=records.TestMetrics(runs), **done[0][1])
 
 
-def _evaluate_on_test(model_name: str, config: dict, prep: dict, seed: int, first: bool) -> tuple[records.TestRun, dict]:
+def _evaluate_on_test(model_name: str, config: dict, prep: dict, seed: int, first: bool,
+                      curve: bool = False) -> tuple[records.TestRun, dict]:
     """Retrain ``config`` with ``seed`` on train (val for early stopping) and score the test split once;
-    for the ``first`` seed also the arrays the board draws (ROC, the model's artifacts)."""
+    for the ``first`` seed also the arrays the board draws (ROC, the model's artifacts) and, with
+    ``curve``, its training curve."""
     from benchmark import metrics
     from benchmark.models import create_model
 
     prepared = prepare(**prep)
     train, val, test = (prepared.split(s) for s in data.Split)
     plan = DevicePlan.from_ray()
-    t0 = time.perf_counter()
+    t0 = last = time.perf_counter()
     model = create_model(model_name, prepared.task, config, seed=seed, plan=plan)
-    model.fit(train, val)
+    epochs: list[records.Epoch] = []
+
+    def report(epoch: int, m: Mapping[str, float]) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        epochs.append(records.Epoch(epoch, float(m["val_auc"]), wall_s=now - last, reported_at=time.time(),
+                                    metrics={k: float(v) for k, v in m.items() if k != "val_auc"}))
+        last = now
+
+    model.fit(train, val, report=report)
     threshold = metrics.threshold_at_best_accuracy(np.asarray(val.y), model.score(val))
     scores = model.score(test)
     m = metrics.evaluate(np.asarray(test.y), scores, seed=seed, threshold=threshold)
@@ -666,7 +710,7 @@ def _evaluate_on_test(model_name: str, config: dict, prep: dict, seed: int, firs
     if first:
         extras = dict(roc={"y": np.asarray(test.y), "score": scores.astype(np.float32), "aux": np.asarray(test.aux)},
                       artifacts=model.artifacts(test), n_parameters=model.n_parameters(), precision=model.precision,
-                      device=plan.kind)
+                      device=plan.kind, curve=tuple(epochs) if curve else ())
     return run, extras
 
 

@@ -91,11 +91,19 @@ def test_bench_run_end_to_end(tmp_path):
             assert test["converged"] == (test["stop"] != "max_epochs")
     assert -1 <= result_json(run_dir / "hcal_dqm" / "vae")["test"]["recon_corr"] <= 1
 
-    # the reference recipe: one trial of the recipe's fixed values, epochs capped by --max-epochs, marked
-    recipe = result_json(run_dir / "hcal_dqm" / "resnet15@e2e-resnet15")
+    # the reference recipe: its fixed values, epochs capped by --max-epochs, trained once (no search) and
+    # tested with the run's seed, marked; its one trial is that training's curve
+    recipe_dir = run_dir / "hcal_dqm" / "resnet15@e2e-resnet15"
+    recipe = result_json(recipe_dir)
     assert recipe["recipe"] == "e2e-resnet15" and recipe["model"] == "resnet15" and recipe["trials"]["completed"] == 1
     assert recipe["best_config"]["lr"] == 1e-3 and recipe["best_config"]["epochs"] == 2
-    assert recipe["best_config"]["lr_schedule"] == "constant" and recipe["scheduler"] == "none"
+    assert recipe["best_config"]["lr_schedule"] == "constant" and recipe["scheduler"] == recipe["sampler"] == "none"
+    [trial] = trials_json(recipe_dir)
+    assert trial["config"] == recipe["best_config"] and trial["best_val_auc"] == recipe["val_auc"]
+    assert [c["epoch"] for c in trial["curve"]] == list(range(1, recipe["test"]["epochs"] + 1))
+    assert all("train_loss" in c and c["time_this_iter_s"] > 0 for c in trial["curve"])
+    assert not (recipe_dir / "tune").exists() and len(recipe["test"]["repeats"]) == 1
+    assert recipe["resources_per_trial"]["cpu"] == os.cpu_count()  # alone: the whole (local) node
     board = leaderboard.load(tmp_path / "leaderboard")
     assert {(r.model, r.recipe) for r in board} >= {("resnet15", ""), ("resnet15", "e2e-resnet15")}
     assert all(r.n_train == 210 for r in board)
