@@ -89,13 +89,13 @@ def _study_trials(study: Path):
     which did not record it); ``(None, [])`` without a study."""
     import optuna
 
+    from benchmark import studies
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tune_trials = {t.trial_id: t for t in records.read_trials(study)}
-    storage = f"sqlite:///{study / 'optuna.db'}"
-    summaries = optuna.get_all_study_summaries(storage) if (study / "optuna.db").is_file() else []
-    if not summaries:
+    ot = studies.load(study)
+    if ot is None:
         return None, []
-    ot = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
     joined = []
     for t in ot.trials:
         match = tune_trials.get(t.user_attrs.get(records.TUNE_ID)) or next(

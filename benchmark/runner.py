@@ -6,7 +6,8 @@ returning typed records (:mod:`benchmark.records`); publishing them is a separat
 (``benchmark.leaderboard.update``, which ``bench run`` calls at the end). Layout of a run directory::
 
     runs/<name>/run.json                       command, versions, hardware, spec (every invocation)
-    runs/<name>/<task>/<model>/optuna.db       the Optuna study (optuna-dashboard), written when the search stops
+    runs/<name>/<task>/<model>/optuna.journal  the Optuna study, written as the search runs (optuna-dashboard
+                                               opens it; --resume continues it: benchmark.studies)
                               /tune/           Ray Tune's experiment state (what --resume restores)
                               /trials.jsonl    append-only while the search runs: every epoch, retry and stop
                               /trials.json     every trial: config, per-epoch curve, status, time, node
@@ -28,7 +29,6 @@ with the run's seed (validated every epoch, the study's one trial) and tested.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import math
 import os
@@ -48,7 +48,7 @@ import numpy as np
 from benchmark import data, environment, records
 from benchmark.devices import DevicePlan
 from benchmark.errors import BenchError, ConfigError, DivergedError, one_line
-from benchmark.files import atomic_savez, atomic_write, make_dir
+from benchmark.files import atomic_savez, make_dir
 from benchmark.strategies import METRIC, MODE, make_sampler, scheduler_class
 # Retries of a failed trial (Tune's FailureConfig.max_failures), for lost nodes and actors. A config that
 # fails by itself (diverged loss, out of memory) ends its trial as failed at once (see _trial); any other
@@ -450,6 +450,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     import optuna
     from ray import tune
 
+    from benchmark import studies
     from benchmark.models import get_model_class
 
     cls = get_model_class(model)
@@ -475,13 +476,15 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     else:  # one experiment per (run, task, model) under the shared location
         storage_path, experiment = spec.storage, _experiment(spec, task.name, label)
     tune_dir = f"{storage_path.rstrip('/')}/{experiment}"
+    journal = studies.path(study_dir)
     if spec.resume and tune.Tuner.can_restore(tune_dir):
         tuner = tune.Tuner.restore(tune_dir, trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
         tuner._local_tuner._run_config.callbacks = [progress]  # Ray restores pickled callbacks with stale state
     else:
+        journal.unlink(missing_ok=True)  # a search killed before Tune's first checkpoint starts afresh
         first = space.point(cls.default_config)  # the model's defaults, as far as the space has them
-        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{label}",  # in memory: see _save_study
+        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{label}", study_dir,
                                   [first] if first else None)
         concurrency = spec.concurrency or max(1, _trial_slots(spec))
         tuner = tune.Tuner(
@@ -495,15 +498,12 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
         results = tuner.fit()
     t_fit = time.perf_counter() - t_fit
     progress.close()
-    study_saved = _in_thread(_save_study, tuner, study_dir / "optuna.db")  # overlaps the test evaluation
     if interrupt.happened:  # Ray returns normally after Ctrl-C, with the unfinished trials marked stopped
-        study_saved.result()  # the trials so far
         raise KeyboardInterrupt(f"{task.name} / {label} interrupted")
     trials = _trial_records(results, log, spec.seed)
     records.write_trials(study_dir, trials)
     done = [t for t in trials if t.status in ("completed", "pruned") and t.best_val_auc is not None]
     if not done:
-        study_saved.result()
         reasons = {t.error for t in trials if t.error}
         raise SearchFailed(f"{task.name} / {label}: every trial failed ({'; '.join(sorted(reasons))[:500]}); "
                            f"see {study_dir / records.TRIALS}")
@@ -514,9 +514,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     if best.precision is not None and cls.has_precision():
         config["precision"] = best.precision  # the test evaluation computes as the search did
     final = _final_evaluation(spec, model, config, prep)
-    result = _record(spec, task, model, prepared, study_dir, trials, best, final, t_fit)
-    study_saved.result()
-    return result
+    return _record(spec, task, model, prepared, study_dir, trials, best, final, t_fit)
 
 
 def _record(spec: RunSpec, task, model: str, prepared, study_dir: Path, trials, best, final: _Final,
@@ -557,59 +555,34 @@ class _Tagger:
         return self.space.suggest(ot_trial)
 
 
-def _tagged_search(space, sampler: str, seed: int, study_name: str, points_to_evaluate=None):
+def _tagged_search(space, sampler: str, seed: int, study_name: str, study_dir: Path, points_to_evaluate=None):
+    """Ray's OptunaSearch over the study directory's journal (:mod:`benchmark.studies`), tagging each
+    Optuna trial with Tune's id; its checkpoints remember how far the journal went, and a restore cuts
+    the journal back to that point before the study reads it."""
     from ray.tune.search.optuna import OptunaSearch
 
+    from benchmark import studies
+
     class TaggedSearch(OptunaSearch):
-        def __init__(self, tagger: _Tagger, **kwargs) -> None:
+        def __init__(self, tagger: _Tagger, journal: Path, **kwargs) -> None:
             super().__init__(space=tagger, **kwargs)
-            self.tagger = tagger
+            self.tagger, self.journal, self.journal_size = tagger, journal, 0
 
         def suggest(self, trial_id: str):
             self.tagger.current = trial_id
             return super().suggest(trial_id)
 
-    return TaggedSearch(_Tagger(space), metric=METRIC, mode=MODE, sampler=make_sampler(sampler, seed),
-                        study_name=study_name, points_to_evaluate=points_to_evaluate)
+        def save(self, checkpoint_path: str) -> None:
+            self.journal_size = studies.size(self.journal)  # every operation so far is in the file
+            super().save(checkpoint_path)
 
+        def restore(self, checkpoint_path: str) -> None:
+            super().restore(checkpoint_path)  # the study is unpickled, not read yet
+            studies.rewind(self.journal, self.journal_size)
 
-def _save_study(tuner, path: Path) -> None:
-    """Write the search's Optuna study to the sqlite file ``path`` (replaced atomically).
-
-    The study lives in memory while Tune runs: an sqlite study costs the driver ~0.1 s of CPU per trial
-    (ORM queries and a commit for every suggest, report and tell), more than a near-instant trial. Tune
-    checkpoints the in-memory study with the searcher and, on ``--resume``, restores it into the searcher
-    object given to the Tuner (``search_alg``), which is where it is read here (Ray keeps it private).
-    The copy goes to a temporary file without a sync per commit (one fsync at the end), then replaces
-    ``path``."""
-    import sqlite3
-
-    import optuna
-
-    study = tuner._local_tuner._tune_config.search_alg._ot_study
-
-    def copy(tmp: Path) -> None:
-        def connect():
-            connection = sqlite3.connect(tmp, check_same_thread=False)
-            connection.execute("PRAGMA synchronous=OFF")
-            connection.execute("PRAGMA journal_mode=MEMORY")
-            return connection
-
-        target = optuna.storages.RDBStorage(f"sqlite:///{tmp}", engine_kwargs={"creator": connect})
-        optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage, to_storage=target)
-        target.engine.dispose()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-
-    atomic_write(path, copy)
-
-
-def _in_thread(fn, *args) -> concurrent.futures.Future:
-    """``fn(*args)`` in a thread of its own; the interpreter waits for it before exiting."""
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-    future = pool.submit(fn, *args)
-    pool.shutdown(wait=False)
-    return future
+    return TaggedSearch(_Tagger(space), studies.path(study_dir), metric=METRIC, mode=MODE,
+                        sampler=make_sampler(sampler, seed), study_name=study_name,
+                        storage=studies.storage(study_dir), points_to_evaluate=points_to_evaluate)
 
 
 def _trial(config: dict, *, model_name: str, prep: dict, seed: int) -> None:

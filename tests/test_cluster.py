@@ -18,7 +18,7 @@ from conftest import result_json, trials_json
 import ray
 from ray.cluster_utils import Cluster
 
-from benchmark import runner
+from benchmark import runner, studies
 from benchmark.data import Sizes
 from benchmark.cli import main
 from benchmark.errors import BenchError
@@ -158,6 +158,6 @@ def test_a_lost_worker_node_costs_only_its_running_trials(cluster, worker, tmp_p
     result = result_json(study_dir)
     assert result["trials"] == {"completed": 4, "pruned": 0, "failed": 0}
     assert result["best_trial"] in trials and (study_dir / "roc.npz").is_file()
-    study = optuna.load_study(study_name=f"{TASK}-resnet15", storage=f"sqlite:///{study_dir / 'optuna.db'}")
+    study = studies.load(study_dir)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert run_dir == tmp_path / "runs" / "lost"

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from benchmark import leaderboard, records
+from benchmark import leaderboard, records, studies
 from conftest import result_json, trials_json
 
 pytestmark = pytest.mark.slow
@@ -74,8 +74,8 @@ def test_bench_run_end_to_end(tmp_path):
                 assert t["config"]["precision"] == t["precision"] == "fp32"  # --precision, as computed
             else:
                 assert t["precision"] == "native"
-        study = optuna.load_study(study_name=f"hcal_dqm-{model}", storage=f"sqlite:///{study_dir / 'optuna.db'}")
-        assert len(study.trials) == 3
+        study = studies.load(study_dir)  # the journal, written as the search ran
+        assert study.study_name == f"hcal_dqm-{model}" and len(study.trials) == 3 and not (study_dir / "optuna.db").exists()
         # one trial store: each Optuna trial names the Tune trial it was
         assert sorted(t.user_attrs[records.TUNE_ID] for t in study.trials) == sorted(t["trial_id"] for t in trials)
         result = result_json(study_dir)
@@ -147,7 +147,7 @@ def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
     assert proc.returncode == 0, out
     trials = trials_json(curves.parent)
     assert len(trials) == 30 and all(t["status"] == "completed" for t in trials)
-    study = optuna.load_study(study_name="ee_gamma-naive_bayes", storage=f"sqlite:///{curves.parent / 'optuna.db'}")
+    study = studies.load(curves.parent)
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 30
     assert len(json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["invocations"]) == 2
 
@@ -166,6 +166,13 @@ def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     proc.wait(timeout=60)
     assert not (study_dir / "result.json").exists()
+    # the journal is there, as it was at the kill: Optuna (and so optuna-dashboard) opens it
+    finished = {json.loads(line)["trial_id"] for line in curves.read_text().splitlines()}
+    killed = studies.load(study_dir)
+    done = [t for t in killed.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) - 2 <= len(done) <= len(finished)  # the searcher is told a result after the log has it
+    with open(study_dir / studies.JOURNAL, "ab") as f:  # and a line cut by a kill mid-write does no harm
+        f.write(b'{"op_code":')
 
     proc = bench(args + ["--resume"], tmp_path)
     out, _ = proc.communicate(timeout=600)
@@ -173,6 +180,11 @@ def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
     trials = trials_json(study_dir)
     assert len(trials) == 30 and all(t["status"] == "completed" for t in trials)
     assert len({t["trial_id"] for t in trials}) == 30
+    # resume continued the same journal: every Tune trial completed in it, nothing left running
+    study = studies.load(study_dir)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.user_attrs[records.TUNE_ID] for t in complete) == sorted(t["trial_id"] for t in trials)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     result = result_json(study_dir)
     assert result["trials"] == {"completed": 30, "pruned": 0, "failed": 0}
     assert result["best_config"] == max(trials, key=lambda t: t["best_val_auc"])["config"]

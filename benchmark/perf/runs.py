@@ -94,8 +94,8 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
         "result's time is when Optuna completes the trial or when bench run's driver receives it "
         "(the trial log's `reported_at`). What this leaves out on bench run's side is Ray's start-up (`ray.init`, the "
         "trial actors' processes and their imports) and the first trial; wall_s is the whole `tuner.fit()` "
-        "(result.json `search_wall_s`; the study's sqlite copy is written afterwards, beside the test "
-        "evaluation). With several trials at once, the span still includes the later actors' start-up, while "
+        "(result.json `search_wall_s`), bench run's study written to its journal file as the trials run. "
+        "With several trials at once, the span still includes the later actors' start-up, while "
         "the first actor already runs trials.")
 
 
