@@ -513,6 +513,35 @@ class ReportCommand(Command):
         return 0
 
 
+class ExportCommand(Command):
+    name, help = "export", "every trial of run directories as one table (one row per trial and epoch) for tabular HPO"
+
+    def add_arguments(self, parser):
+        from benchmark.tabular import FORMATS
+
+        parser.add_argument("run_dir", nargs="+", type=path_arg, metavar="RUN_DIR",
+                            help="run directories written by `bench run` (runs/<name>); runs of the same task and "
+                                 "evaluation data merge into one table. A search without result.json (unfinished) "
+                                 "is skipped with a note")
+        parser.add_argument("--out", type=path_arg, required=True, metavar="FILE",
+                            help="the table to write, with its metadata (search spaces, fidelities, versions, "
+                                 "hardware) in FILE.meta.json. Different data never merge: runs of several tasks or "
+                                 "evaluation-data hashes write one file per combination, FILE's stem + "
+                                 "-<task>-<hash12>, instead of FILE")
+        parser.add_argument("--format", choices=FORMATS, default=None,
+                            help="default: csv for a FILE ending in .csv, else parquet")
+
+    def run(self, args):
+        from benchmark.tabular import export, metadata_path
+
+        for table, path in export([Path(d) for d in args.run_dir], Path(args.out), args.format):
+            m = table.metadata
+            print(f"{path}: {m['rows']} rows, {m['trials']} trials of {len(m['studies'])} studies from "
+                  f"{len(m['runs'])} run(s); {m['task']}, {m['source']} data {table.data_hash[:12]} "
+                  f"(metadata: {metadata_path(path).name})")
+        return 0
+
+
 class PerfCommand(Command):
     name, help = "perf", "measure the suite side by side with what users would otherwise run; writes perf.md"
 
@@ -568,7 +597,8 @@ def _concat(batches):
 
 def _commands() -> dict[str, Command | dict[str, Command]]:
     cmds: dict[str, Command | dict[str, Command]] = {c.name: c for c in (RunCommand(), TasksCommand(), ModelsCommand(),
-                                                                            LeaderboardCommand(), ReportCommand(), PerfCommand())}
+                                                                            LeaderboardCommand(), ReportCommand(), PerfCommand(),
+                                                                            ExportCommand())}
     cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataFetchCommand(), DataGenerateCommand(),
                                                   DataPrepareCommand())}
     return cmds

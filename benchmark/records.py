@@ -29,6 +29,7 @@ from benchmark.tasks.base import Sizes
 
 SCHEMA_VERSION = 3
 RUN, TRIALS, RESULT, LOG = "run.json", "trials.json", "result.json", "trials.jsonl"
+SPACE = "space.yaml"  # a study directory's copy of the space it searched (benchmark.search_space.SearchSpace.dump)
 STATUSES = ("completed", "pruned", "failed")
 #: How a rejected file is fixed: its run directory was written by another hepbench version.
 REBUILD = "rerun the search with this version (`bench run ... --name NEW`)"

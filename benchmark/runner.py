@@ -9,6 +9,7 @@ returning typed records (:mod:`benchmark.records`); publishing them is a separat
     runs/<name>/<task>/<model>/optuna.journal  the Optuna study, written as the search runs (optuna-dashboard
                                                opens it; --resume continues it: benchmark.studies)
                               /tune/           Ray Tune's experiment state (what --resume restores)
+                              /space.yaml      the space searched, as YAML (bench run's fixed values in it)
                               /trials.jsonl    append-only while the search runs: every epoch, retry and stop
                               /trials.json     every trial: config, per-epoch curve, status, time, node
                               /result.json     best config, validation metric, test metrics (+ repeats)
@@ -400,6 +401,8 @@ def _fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
     return fixed
 
 
+SPACE = "space.yaml"  # a study directory's copy of the space it searched
+
 #: What a search result keeps of the prepared data's manifest (``SearchResult.data``).
 DATA_KEYS = ("files", "generator_version", "n_train", "n_val", "n_test", "seed", "split_sizes")
 
@@ -457,6 +460,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     label = model
     space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
     study_dir.mkdir(parents=True, exist_ok=True)
+    space.dump(study_dir / SPACE)
     log = records.TrialLog(study_dir)
     if spec.resume and (study_dir / "curves.jsonl").is_file() and not log.path.is_file():
         raise BenchError(f"{study_dir}: a search begun by an older hepbench (curves.jsonl); {records.REBUILD}")

@@ -63,6 +63,30 @@ class SearchSpace:
     def names(self) -> list[str]:
         return [p.name for p in self.params]
 
+    def declared(self) -> dict[str, dict[str, Any]]:
+        """The space as its YAML declares it: name -> ``{type, low, high, log, step | choices | value, when}``
+        (what :func:`load_space` reads back to the same space)."""
+        out = {}
+        for p in self.params:
+            d: dict[str, Any] = {"type": p.type}
+            if p.type in ("float", "int"):
+                d.update(low=p.low, high=p.high, log=p.log, **({} if p.step is None else {"step": p.step}))
+            elif p.type == "categorical":
+                d["choices"] = list(p.choices)
+            else:
+                d["value"] = p.value
+            if p.when:
+                d["when"] = {k: list(v) for k, v in p.when.items()}
+            out[p.name] = d
+        return out
+
+    def dump(self, path: Path) -> None:
+        """Write :meth:`declared` to ``path`` as YAML (replaced atomically)."""
+        from benchmark.files import atomic_write_text
+
+        atomic_write_text(Path(path), f"# the space searched (from {self.path}, with bench run's fixed values)\n"
+                          + yaml.safe_dump(self.declared(), sort_keys=False))
+
     def params_by_name(self) -> dict[str, Param]:
         return {p.name: p for p in self.params}
 

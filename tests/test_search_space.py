@@ -117,3 +117,10 @@ def test_exponents_without_a_dot_are_numbers(tmp_path):
     """YAML 1.1 reads ``1e-4`` as a string; the loader takes it as the number users mean."""
     space = load_space("x", _write(tmp_path, "lr: {type: float, low: 1e-4, high: 1e-2, log: true}\n"), known_keys=KEYS)
     assert (space.params[0].low, space.params[0].high) == (1e-4, 1e-2)
+
+
+def test_a_dumped_space_reads_back_as_the_same_space(tmp_path):
+    for path in sorted(SPACES_DIR.rglob("*.yaml")):
+        space = load_space(path.stem, path).with_fixed(epochs=3)
+        space.dump(tmp_path / "space.yaml")
+        assert load_space(path.stem, tmp_path / "space.yaml").params == space.params, path
