@@ -65,6 +65,7 @@ def test_optuna_dashboard_follows_a_running_search(tmp_path):
             trials = _get(port, f"/api/studies/{sid}")["trials"]
             counts.append(sum(t["state"] == "Complete" for t in trials))
             time.sleep(0.5)
+        print(f"\nfinished trials, as optuna-dashboard's /api/studies/{sid} answered while the search ran: {counts}")
         assert len(set(counts)) >= 3 and counts == sorted(counts), counts  # rising, seen live
         out, _ = run.communicate(timeout=600)
         assert run.returncode == 0, out

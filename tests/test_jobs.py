@@ -5,6 +5,7 @@ extra, installed by ``make setup``)."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -45,11 +46,14 @@ def _stop_head(temp_dir: str) -> None:
     psutil.wait_procs(mine, timeout=30)
 
 
-def test_ray_job_submit_runs_bench_on_a_real_head(tmp_path):
+def test_ray_job_submit_runs_bench_on_a_real_head(tmp_path, monkeypatch):
     gcs, dashboard, client = _free_ports(3)
     temp_dir = tempfile.mkdtemp(prefix="hb-ray-", dir="/tmp")  # short: Ray's socket paths live under it
+    # token authentication as the README sets it up: the same token for the head, the job and its driver
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     env = {**os.environ, "BENCH_DATA_DIR": str(tmp_path / "data")}
-    env.pop("RAY_ADDRESS", None)
     start = subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
                             "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                             "--dashboard-port", str(dashboard), "--ray-client-server-port", str(client),
@@ -65,12 +69,15 @@ def test_ray_job_submit_runs_bench_on_a_real_head(tmp_path):
         ray.shutdown()
 
         runs, board = tmp_path / "runs", tmp_path / "board"
-        job = subprocess.run(
-            [RAY, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--",
-             sys.executable, "-m", "benchmark.cli", "run", "--task", "ee_gamma", "--model", "naive_bayes",
-             "--trials", "3", "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "job",
-             "--runs-dir", str(runs), "--leaderboard-dir", str(board)],
-            env=env, capture_output=True, text=True, timeout=600)
+        submit = [RAY, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--",
+                  sys.executable, "-m", "benchmark.cli", "run", "--task", "ee_gamma", "--model", "naive_bayes",
+                  "--trials", "3", "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "job",
+                  "--runs-dir", str(runs), "--leaderboard-dir", str(board)]
+        stranger = subprocess.run(submit, env={**env, "RAY_AUTH_TOKEN": secrets.token_hex(32)},
+                                  capture_output=True, text=True, timeout=120)
+        assert stranger.returncode != 0 and "token" in stranger.stdout + stranger.stderr  # a wrong token is turned away
+        assert not runs.exists()
+        job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
         assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout + job.stderr
         study_dir = runs / "job" / "ee_gamma" / "naive_bayes"
         trials = trials_json(study_dir)

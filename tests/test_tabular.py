@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_cli import run_cli
 
 from benchmark import leaderboard, records, tabular
-from benchmark.cli import main
 from benchmark.recipes import RECIPES
 from benchmark.search_space import SPACES_DIR, load_space
 
@@ -231,15 +231,6 @@ def test_lookup_is_the_tabular_benchmarks_objective(run1, tmp_path):
     assert res.groupby("epoch")[tabular.OBJECTIVE].max().to_dict() == {1: 0.6, 2: 0.7, 3: 0.8}
     with pytest.raises(KeyError, match="config.nope"):
         tabular.lookup(df, {"nope": 1})
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_export_writes_the_table_and_says_what(run1, tmp_path, capsys):
