@@ -61,12 +61,12 @@ def test_ray_job_submit_runs_bench_on_a_real_head(tmp_path, monkeypatch):
                            env=env, capture_output=True, text=True, timeout=180)
     try:
         assert start.returncode == 0, start.stdout + start.stderr
-        import ray
-
-        ray.shutdown()
-        ray.init(address=f"127.0.0.1:{gcs}", logging_level="ERROR")
-        head = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-        ray.shutdown()
+        # the head's node, asked by a driver of its own (this process may hold a Ray of an earlier test)
+        probe = subprocess.run([sys.executable, "-c", "import ray; ray.init(address='127.0.0.1:%d', logging_level="
+                                "'ERROR'); print(*[n['NodeID'] for n in ray.nodes() if n['Alive']])" % gcs],
+                               env=env, capture_output=True, text=True, timeout=180)
+        head = set(probe.stdout.split())
+        assert probe.returncode == 0 and len(head) == 1, probe.stderr
 
         runs, board = tmp_path / "runs", tmp_path / "board"
         submit = [RAY, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--",
