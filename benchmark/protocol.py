@@ -61,8 +61,11 @@ def describe(protocol: str) -> str:
              "the best configuration retrained with each seed):\n",
              "| task | training rows | trials per model | max epochs | sampler / scheduler | seeds | reference "
              "recipes | target wall time | command |", "|---|---|---|---|---|---|---|---|---|"]
+    from benchmark.recipes import get_recipe
+
     for p in PROTOCOLS[protocol].values():
+        recipes = [name for name in p.recipes if get_recipe(name).applies_to(p.task)]  # what bench run runs
         command = f"`bench run --protocol {protocol} --task {p.task} --name {protocol}-{p.task} --leaderboard-dir leaderboard`"
         lines.append(f"| {p.task} | {p.n_train:,} | {p.trials} | {p.max_epochs} | {p.sampler} / {p.scheduler} | "
-                     f"{p.repeats} | {', '.join(p.recipes) or '-'} | {p.budget_min} min on 2 CPU cores | {command} |")
+                     f"{p.repeats} | {', '.join(recipes) or '-'} | {p.budget_min} min on 2 CPU cores | {command} |")
     return "\n".join(lines) + "\n"

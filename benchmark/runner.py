@@ -401,8 +401,6 @@ def _fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
     return fixed
 
 
-SPACE = "space.yaml"  # a study directory's copy of the space it searched
-
 #: What a search result keeps of the prepared data's manifest (``SearchResult.data``).
 DATA_KEYS = ("files", "generator_version", "n_train", "n_val", "n_test", "seed", "split_sizes")
 
@@ -432,6 +430,7 @@ def _reference(spec: RunSpec, task, recipe, prepared, prep: dict, study_dir: Pat
         trial_id="recipe", status="completed", config=config, seed=spec.seed,
         best_val_auc=max(e.val_auc for e in curve), epochs=len(curve), wall_s=final.test.first.train_s,
         precision=final.precision, curve=curve)
+    records.write_trials(study_dir, [trial])
     return _record(alone, task, recipe.model, prepared, study_dir, [trial], trial, final, wall, recipe)
 
 
@@ -460,7 +459,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     label = model
     space = space.with_fixed(**_fixed_by_spec(spec, cls, space))
     study_dir.mkdir(parents=True, exist_ok=True)
-    space.dump(study_dir / SPACE)
+    space.dump(study_dir / records.SPACE)
     log = records.TrialLog(study_dir)
     if spec.resume and (study_dir / "curves.jsonl").is_file() and not log.path.is_file():
         raise BenchError(f"{study_dir}: a search begun by an older hepbench (curves.jsonl); {records.REBUILD}")
@@ -526,8 +525,6 @@ def _record(spec: RunSpec, task, model: str, prepared, study_dir: Path, trials, 
     """Write a finished study's test arrays and its result (the last file: a study with one is done)."""
     from benchmark.models import get_model_class
 
-    if recipe is not None:
-        records.write_trials(study_dir, trials)
     atomic_savez(study_dir / "roc.npz", **final.roc)
     for name, arrays in final.artifacts.items():
         atomic_savez(study_dir / f"{name}.npz", **arrays)
