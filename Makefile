@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_ARGS ?= --task ee_gamma --model resnet15 xgboost logreg --trials 3 --max-epochs 6 --n-train 12000 --n-val 2000 --cpus-per-trial 2
 
-.PHONY: setup run test gpu-check clean
+.PHONY: setup run test gpu-check clean table compare
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -29,3 +29,21 @@ clean:
 gpu-check: setup
 	$(BIN)/python -m pytest -m gpu -p no:cacheprovider tests/test_gpu.py
 	$(BIN)/bench perf --gpu --only throughput precision --out leaderboard/perf_gpu.md
+
+# The recorded tables that bench compare replays (leaderboard/tables/): per task, a random search of the
+# mlp (100 configs, every epoch of 8: no early stopping) and of xgboost (200 configs), 2,000 training rows,
+# then both exported into one table. Resumable: run it again after an interruption. `make table TASK=hcal_dqm`
+TASK ?= hcal_dqm
+TABLE_ARGS ?= --sampler random --scheduler none --n-train 2000 --repeats 1 --leaderboard-dir runs/table-boards
+table: setup
+	@for spec in "mlp 100 --max-epochs 8" "xgboost 200"; do set -- $$spec; name=table-$(TASK)-$$1; \
+	  space=search_spaces/$(TASK)/$$1.yaml; extra=; [ -f $$space ] && extra="--space $$1=$$space"; \
+	  resume=; [ -d runs/$$name ] && resume=--resume; \
+	  echo "bench run --task $(TASK) --model $$1 --trials $$2 $$3 $$4 $$extra $(TABLE_ARGS) --name $$name $$resume"; \
+	  $(BIN)/bench run --task $(TASK) --model $$1 --trials $$2 $$3 $$4 $$extra $(TABLE_ARGS) --name $$name $$resume || exit 1; \
+	done
+	$(BIN)/bench export runs/table-$(TASK)-mlp runs/table-$(TASK)-xgboost --out leaderboard/tables/$(TASK).parquet
+
+# Every optimiser x scheduler, 20 seeds, replayed on every recorded table: leaderboard/optimizers.md
+compare: setup
+	$(BIN)/bench compare leaderboard/tables/*.parquet --out leaderboard/optimizers.md

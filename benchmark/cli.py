@@ -348,7 +348,8 @@ class RunCommand(Command):
         from benchmark.recipes import RECIPES
 
         parser.add_argument("--task", required=True, help="a task name or 'all'")
-        parser.add_argument("--model", nargs="+", default=None, help="model names (default: all eight)")
+        parser.add_argument("--model", nargs="+", action="extend", default=None,
+                            help="model names (default: all eight; repeatable)")
         parser.add_argument("--trials", type=positive_int, default=20, help="trials per model (default 20)")
         parser.add_argument("--sampler", choices=strategies.SAMPLERS, default="tpe")
         parser.add_argument("--scheduler", choices=strategies.SCHEDULERS, default="asha",
@@ -542,6 +543,78 @@ class ExportCommand(Command):
         return 0
 
 
+class ReplayCommand(Command):
+    name, help = "replay", "run an optimiser against a recorded table (bench export) instead of training"
+
+    def add_arguments(self, parser):
+        from benchmark.strategies import SAMPLERS, SCHEDULERS
+
+        parser.add_argument("table", type=path_arg, metavar="TABLE", help="a table written by `bench export`")
+        parser.add_argument("--study", action="append", default=None,
+                            help="a searched study of the table (default: all; repeat for several)")
+        parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler (default tpe)")
+        parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha", help="early stopping (default asha)")
+        parser.add_argument("--trials", type=positive_int, default=100, help="trials per replay (default 100)")
+        parser.add_argument("--seeds", type=positive_int, default=5, help="replays with seeds 0..K-1 (default 5)")
+        parser.add_argument("--workers", type=positive_int, default=2,
+                            help="trials at a time in simulated time (default 2, as bench run on 2 cores)")
+
+    def run(self, args):
+        from benchmark.compare import normalised_regret
+        from benchmark.replay import Surrogate, blackboxes, replay
+
+        for box in blackboxes(Path(args.table), args.study):
+            surrogate = Surrogate.fit(box)
+            h = surrogate.holdout()
+            print(f"{box.name}: {len(box.configs)} configs x {box.max_epochs} epoch(s), n_train {box.n_train:,}; "
+                  f"surrogate k={h['k']}, held-out MAE {h['mae']:.4f}, Spearman {h['spearman']:.3f}")
+            lo, hi = box.finals.min(), box.finals.max()
+            rows = [("seed", "best val AUC", "regret", "trials", "epochs", "simulated time (s)", "replay (s)")]
+            for seed in range(args.seeds):
+                t0 = time.perf_counter()
+                trace = replay(box, args.sampler, args.scheduler, seed, trials=args.trials, workers=args.workers,
+                               surrogate=surrogate)
+                best = float(trace.value.max())
+                rows.append((seed, f"{best:.4f}", f"{float(normalised_regret(best, lo, hi)):.4f}",
+                             len(trace.trial_value), int(trace.trial_epochs.sum()), f"{trace.time[-1]:,.0f}",
+                             f"{time.perf_counter() - t0:.2f}"))
+            print(aligned(rows))
+        return 0
+
+
+class CompareCommand(Command):
+    name, help = "compare", "rank optimisers by replaying recorded tables; writes leaderboard/optimizers.md"
+
+    def add_arguments(self, parser):
+        from benchmark.strategies import SAMPLERS, SCHEDULERS
+
+        parser.add_argument("tables", nargs="+", type=path_arg, metavar="TABLE", help="tables written by `bench export`")
+        parser.add_argument("--out", type=path_arg, default="leaderboard/optimizers.md",
+                            help="the page to write, its figures beside it (default leaderboard/optimizers.md)")
+        parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+        parser.add_argument("--schedulers", nargs="+", choices=SCHEDULERS, default=list(SCHEDULERS))
+        parser.add_argument("--seeds", type=positive_int, default=20, help="seeds per method (default 20)")
+        parser.add_argument("--trials", type=positive_int, default=100, help="trials per replay (default 100)")
+        parser.add_argument("--workers", type=positive_int, default=2, help="trials at a time in simulated time")
+        parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                            help="replays at once, one process each (default: the CPUs)")
+        parser.add_argument("--no-stability", action="store_true",
+                            help="skip the second replay of the grid with another surrogate")
+
+    def run(self, args):
+        from benchmark.compare import build
+        from benchmark.files import make_dir
+
+        out = Path(args.out)
+        make_dir(out.parent, fix="pass a writable --out")
+        build([Path(t) for t in args.tables], out, samplers=args.samplers, schedulers=args.schedulers,
+              seeds=args.seeds, trials=args.trials, workers=args.workers, jobs=args.jobs,
+              stability=not args.no_stability, command=" ".join(("bench", *args.argv)),
+              log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"written: {out}")
+        return 0
+
+
 class PerfCommand(Command):
     name, help = "perf", "measure the suite side by side with what users would otherwise run; writes perf.md"
 
@@ -598,7 +671,7 @@ def _concat(batches):
 def _commands() -> dict[str, Command | dict[str, Command]]:
     cmds: dict[str, Command | dict[str, Command]] = {c.name: c for c in (RunCommand(), TasksCommand(), ModelsCommand(),
                                                                             LeaderboardCommand(), ReportCommand(), PerfCommand(),
-                                                                            ExportCommand())}
+                                                                            ExportCommand(), ReplayCommand(), CompareCommand())}
     cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataFetchCommand(), DataGenerateCommand(),
                                                   DataPrepareCommand())}
     return cmds

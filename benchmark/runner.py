@@ -642,14 +642,26 @@ class _Final:
 
 def _final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict, curve: bool = False) -> _Final:
     """One Ray task per seed, each with a trial's resources, so the seeds retrain side by side where
-    there is room (each seed's result does not depend on what runs beside it)."""
+    there is room (each seed's result does not depend on what runs beside it). With more seeds than
+    trial slots on CPU, the slots' CPUs are shared among all seeds when each still gets a trial's
+    threads (three seeds on two cores: all three at once, no core idle while the last one trains)."""
     import ray
 
-    task_fn = ray.remote(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)(_evaluate_on_test)
     seeds = [spec.seed + i for i in range(spec.repeats)]
+    task_fn = ray.remote(num_cpus=_seed_cpus(spec), num_gpus=spec.gpus_per_trial)(_evaluate_on_test)
     done = ray.get([task_fn.remote(model, dict(config), prep, seed, seed == seeds[0], curve) for seed in seeds])
     runs = tuple(run for run, _ in done)
     return _Final(test=records.TestMetrics(runs), **done[0][1])
+
+
+def _seed_cpus(spec: RunSpec) -> float:
+    """The CPUs of one seed's retraining task (see :func:`_final_evaluation`)."""
+    slots = _trial_slots(spec)
+    if spec.gpus_per_trial > 0 or not 0 < slots < spec.repeats:
+        return spec.cpus_per_trial
+    shared = spec.cpus_per_trial * slots / spec.repeats
+    same_threads = max(1, int(shared)) == max(1, int(spec.cpus_per_trial))  # as DevicePlan.from_ray counts
+    return shared if same_threads else spec.cpus_per_trial
 
 
 def _evaluate_on_test(model_name: str, config: dict, prep: dict, seed: int, first: bool,

@@ -149,6 +149,13 @@ def load_space(model: str, path: str | Path | None = None, *, known_keys=None) -
         where = f" at line {mark.line + 1}" if mark else ""
         problem = (str(getattr(e, "problem", None) or e).strip().splitlines() or ["?"])[0]
         raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    return parse_space(raw, path, known_keys=known_keys)
+
+
+def parse_space(raw: Any, path: str | Path, *, known_keys=None) -> SearchSpace:
+    """Validate a space given as a mapping (a YAML file's content, or :meth:`SearchSpace.declared` as an
+    export's metadata keeps it); ``path`` names where it came from in errors."""
+    path = Path(path)
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{path}: expected a mapping of parameter names to specs, got {type(raw).__name__}")
     params: list[Param] = []

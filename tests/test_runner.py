@@ -256,3 +256,19 @@ def test_a_protocol_fixes_its_settings_and_runs_one_task(capsys):
     preset = protocol.preset("board", "quark_gluon")
     assert preset.repeats == 3 and set(preset.recipes) <= set(RECIPES)
     assert "bench run --protocol board --task hcal_dqm" in protocol.describe("board")
+
+
+@pytest.mark.parametrize("cpus, slots, repeats, gpus, expected", [
+    (1.0, 2, 3, 0.0, 2 / 3),   # three seeds on two 1-CPU slots: all three at once, one thread each
+    (1.0, 2, 2, 0.0, 1.0),     # as many seeds as slots: a trial's CPUs
+    (1.0, 4, 3, 0.0, 1.0),
+    (2.0, 1, 3, 0.0, 2.0),     # a share of 2/3 CPU would train with 1 thread, not the search's 2
+    (4.0, 2, 3, 0.0, 4.0),     # 8/3 CPUs: 2 threads, not 4
+    (1.0, 2, 3, 0.5, 1.0),     # GPU runs keep a trial's resources
+])
+def test_seeds_share_the_slots_only_when_each_keeps_a_trials_threads(monkeypatch, cpus, slots, repeats, gpus, expected):
+    from benchmark import runner
+
+    monkeypatch.setattr(runner, "_trial_slots", lambda spec: slots)
+    spec = runner.RunSpec(tasks=("ee_gamma",), models=("resnet15",), cpus_per_trial=cpus, gpus_per_trial=gpus, repeats=repeats)
+    assert runner._seed_cpus(spec) == pytest.approx(expected)

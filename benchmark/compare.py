@@ -1,0 +1,429 @@
+"""Ranking optimisers by replaying recorded tables (``bench compare``): every sampler x scheduler, many
+seeds, on every study of every table (:mod:`benchmark.replay`).
+
+Per blackbox, the **normalised regret** of an incumbent value ``y`` is ``(hi - y) / (hi - lo)``, with
+``hi`` and ``lo`` the best and worst full-budget values the table recorded (0: the table's best found;
+1: no better than its worst; before a method's first result it is 1). It is read against the number of
+ended trials and against simulated wall time (a grid from the first epoch's end to the time random
+search without early stopping needs, median over seeds; a method that ended its trials earlier keeps
+its incumbent). Across seeds, curves are aggregated by their **interquartile mean** with a bootstrap
+95 % interval over seeds (syne-tune's default aggregation). The **average rank** ranks the methods at
+each point per (blackbox, seed), lower regret first, ties shared, then averages. **Significance**: per
+blackbox, the final regrets of every pair of methods are compared with a two-sided Mann-Whitney U
+test, the p-values Holm-corrected over all pairs (as Optuna's bayesmark report does); overall, the
+same on the regrets pooled over blackboxes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import multiprocessing
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.replay import Blackbox, Surrogate, Trace, replay
+from benchmark.strategies import SAMPLERS, SCHEDULERS
+
+ALPHA = 0.05
+BOOTSTRAP = 1000
+TIME_POINTS = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    sampler: str
+    scheduler: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.sampler} + {self.scheduler}" if self.scheduler != "none" else self.sampler
+
+
+def methods(samplers: Sequence[str] = SAMPLERS, schedulers: Sequence[str] = SCHEDULERS) -> list[Method]:
+    return [Method(s, c) for s, c in itertools.product(samplers, schedulers)]
+
+
+# --- arithmetic ----------------------------------------------------------------------------------
+
+def normalised_regret(best: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``(hi - best) / (hi - lo)``; a missing incumbent (NaN) counts as 1."""
+    r = (hi - np.asarray(best, dtype=float)) / (hi - lo)
+    return np.where(np.isnan(r), 1.0, r)
+
+
+def iqm(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Interquartile mean: the mean of the middle half (25 % cut at each end)."""
+    from scipy.stats import trim_mean
+
+    return trim_mean(x, 0.25, axis=axis)
+
+
+def bootstrap_iqm(x: np.ndarray, *, seed: int = 0, n: int = BOOTSTRAP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IQM over axis 0 (seeds) and its bootstrap 95 % interval (resampling seeds)."""
+    x = np.asarray(x, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(n, len(x)))
+    boots = iqm(x[idx], axis=1)
+    return iqm(x), np.percentile(boots, 2.5, axis=0), np.percentile(boots, 97.5, axis=0)
+
+
+def ranks(regret: np.ndarray) -> np.ndarray:
+    """``regret[method, ...]`` -> the methods' ranks at every other index (1 = least regret; ties share
+    the mean of their ranks)."""
+    from scipy.stats import rankdata
+
+    return rankdata(regret, axis=0, method="average")
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of ``pvalues`` (family-wise error)."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - k) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def pairwise(final: Mapping[str, np.ndarray], alpha: float = ALPHA) -> list[tuple[str, str, float]]:
+    """The significant pairs ``(better, worse, Holm-adjusted p)`` among methods' final regrets (lower is
+    better), by two-sided Mann-Whitney U tests."""
+    from scipy.stats import mannwhitneyu
+
+    pairs = list(itertools.combinations(final, 2))
+    if not pairs:
+        return []
+    p = []
+    for a, b in pairs:
+        if np.array_equal(np.sort(final[a]), np.sort(final[b])):
+            p.append(1.0)
+        else:
+            p.append(float(mannwhitneyu(final[a], final[b], alternative="two-sided").pvalue))
+    out = []
+    for (a, b), q in zip(pairs, holm(p)):
+        if q < alpha:
+            better, worse = (a, b) if np.median(final[a]) < np.median(final[b]) or (
+                np.median(final[a]) == np.median(final[b]) and final[a].mean() < final[b].mean()) else (b, a)
+            out.append((better, worse, float(q)))
+    return sorted(out, key=lambda t: t[2])
+
+
+# --- running the grid ----------------------------------------------------------------------------
+
+_JOBS: dict = {}  # what the forked workers replay (set before the pool forks)
+
+
+def _one(key: tuple[int, str, str, int]) -> tuple[tuple[int, str, str, int], Trace, float]:
+    b, sampler, scheduler, seed = key
+    boxes, surrogates, trials, workers = (_JOBS[k] for k in ("boxes", "surrogates", "trials", "workers"))
+    t0 = time.perf_counter()
+    trace = replay(boxes[b], sampler, scheduler, seed, trials=trials, workers=workers, surrogate=surrogates[b])
+    return key, trace, time.perf_counter() - t0
+
+
+@dataclasses.dataclass
+class Grid:
+    """Every replay of a comparison: ``traces[(blackbox index, method)]`` holds one trace per seed."""
+
+    boxes: list[Blackbox]
+    surrogates: list[Surrogate]
+    methods: list[Method]
+    seeds: int
+    trials: int
+    workers: int
+    traces: dict[tuple[int, Method], list[Trace]]
+    seconds: dict[Method, float]  # replay CPU time per method, summed over blackboxes and seeds
+
+    def regret_by_trials(self, b: int) -> np.ndarray:
+        """``[method, seed, trial]``: normalised regret after each ended trial."""
+        box = self.boxes[b]
+        lo, hi = box.finals.min(), box.finals.max()
+        return np.array([[normalised_regret(t.best_after_trials(self.trials), lo, hi)
+                          for t in self.traces[b, m]] for m in self.methods])
+
+    def time_grid(self, b: int) -> np.ndarray:
+        first = min(t.time[0] for m in self.methods for t in self.traces[b, m])
+        baseline = Method("random", "none")
+        ends = [t.time[-1] for t in self.traces.get((b, baseline), [])] or \
+            [t.time[-1] for m in self.methods for t in self.traces[b, m]]
+        return np.geomspace(first, max(float(np.median(ends)), first * 1.01), TIME_POINTS)
+
+    def regret_by_time(self, b: int) -> np.ndarray:
+        """``[method, seed, time point]`` on :meth:`time_grid`."""
+        box, grid = self.boxes[b], self.time_grid(b)
+        lo, hi = box.finals.min(), box.finals.max()
+        return np.array([[normalised_regret(t.best_at(grid), lo, hi) for t in self.traces[b, m]]
+                         for m in self.methods])
+
+
+def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds: int = 20, trials: int = 100,
+             workers: int = 2, jobs: int = 1, surrogates: Sequence[Surrogate] | None = None,
+             progress=None) -> Grid:
+    """Replay every method with seeds ``0 .. seeds-1`` on every blackbox (``jobs`` processes). A model
+    without a fidelity has nothing for ASHA to stop: its ASHA replays are the same as without."""
+    boxes = list(boxes)
+    surrogates = list(surrogates) if surrogates is not None else [Surrogate.fit(b) for b in boxes]
+    keys, copies = [], []
+    for b, box in enumerate(boxes):
+        for m in method_list:
+            if m.scheduler != "none" and box.max_epochs == 1 and Method(m.sampler, "none") in method_list:
+                copies.append((b, m))
+                continue
+            keys += [(b, m.sampler, m.scheduler, s) for s in range(seeds)]
+    _JOBS.update(boxes=boxes, surrogates=surrogates, trials=trials, workers=workers)
+    out: dict[tuple[int, Method], list] = {}
+    seconds: dict[Method, float] = {m: 0.0 for m in method_list}
+    try:
+        if jobs > 1:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                results = pool.imap_unordered(_one, keys, chunksize=4)
+                for n, (key, trace, s) in enumerate(results, 1):
+                    _collect(out, seconds, key, trace, s)
+                    if progress:
+                        progress(n, len(keys))
+        else:
+            for n, key in enumerate(keys, 1):
+                _collect(out, seconds, *_one(key))
+                if progress:
+                    progress(n, len(keys))
+    finally:
+        _JOBS.clear()
+    traces = {k: [v[s] for s in range(seeds)] for k, v in out.items()}
+    for b, m in copies:
+        traces[b, m] = traces[b, Method(m.sampler, "none")]
+    return Grid(boxes, surrogates, list(method_list), seeds, trials, workers, traces, seconds)
+
+
+def _collect(out, seconds, key, trace, s) -> None:
+    b, sampler, scheduler, seed = key
+    m = Method(sampler, scheduler)
+    out.setdefault((b, m), {})[seed] = trace
+    seconds[m] += s
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+def _ci(mean: float, low: float, high: float, digits: int = 3) -> str:
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def final_regrets(grid: Grid) -> tuple[dict[int, dict[str, np.ndarray]], dict[int, dict[str, np.ndarray]]]:
+    """Per blackbox, per method label: the final regret of every seed, by trials and by time."""
+    by_trials, by_time = {}, {}
+    for b in range(len(grid.boxes)):
+        rt, rs = grid.regret_by_trials(b)[:, :, -1], grid.regret_by_time(b)[:, :, -1]
+        by_trials[b] = {m.label: rt[i] for i, m in enumerate(grid.methods)}
+        by_time[b] = {m.label: rs[i] for i, m in enumerate(grid.methods)}
+    return by_trials, by_time
+
+
+def mean_ranks(grid: Grid, axis: str = "trials") -> np.ndarray:
+    """``[method, point]``: ranks at each trial count (or time-grid point), averaged over blackboxes and seeds."""
+    per_box = [ranks(grid.regret_by_trials(b) if axis == "trials" else grid.regret_by_time(b))
+               for b in range(len(grid.boxes))]
+    return np.concatenate(per_box, axis=1).mean(axis=1)
+
+
+def time_to_reach(trace: Trace, target: float) -> tuple[float, int] | None:
+    """The simulated time and epochs trained (over all trials) when the incumbent first reaches ``target``."""
+    best = np.maximum.accumulate(trace.value)
+    hit = np.flatnonzero(best >= target - 1e-12)
+    return None if not len(hit) else (float(trace.time[hit[0]]), int(hit[0]) + 1)
+
+
+def efficiency(grid: Grid, fast: Method = Method("tpe", "asha"), slow: Method = Method("random", "none")) -> list[dict]:
+    """Per blackbox with a fidelity: ``slow``'s final incumbent (IQM over seeds), and the simulated time and
+    epochs ``fast`` needs to reach it (median over the seeds that do) beside ``slow``'s own."""
+    rows = []
+    for b, box in enumerate(grid.boxes):
+        if box.max_epochs == 1 or (b, fast) not in grid.traces or (b, slow) not in grid.traces:
+            continue
+        target = float(iqm(np.array([t.value.max() for t in grid.traces[b, slow]])))
+        row = {"blackbox": box.name, "target": target}
+        for name, m in (("fast", fast), ("slow", slow)):
+            reached = [r for r in (time_to_reach(t, target) for t in grid.traces[b, m]) if r is not None]
+            row[name] = (len(reached), float(np.median([r[0] for r in reached])) if reached else None,
+                         float(np.median([r[1] for r in reached])) if reached else None)
+        rows.append(row)
+    return rows
+
+
+def kendall(a: Sequence[float], b: Sequence[float]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def figures(grid: Grid, out_dir: Path, stem: str = "optimizers") -> list[Path]:
+    """Regret (IQM, bootstrap band) against trials and against simulated time, one panel per blackbox,
+    and the average rank against trials."""
+    from benchmark.plots import figure, save
+
+    paths = []
+    n = len(grid.boxes)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    for axis, label in (("trials", "trials ended"), ("time", "simulated wall time (s)")):
+        fig = figure(figsize=(4.2 * cols, 3.4 * rows + 0.6))
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+        for b, box in enumerate(grid.boxes):
+            ax = axes[b]
+            regret = grid.regret_by_trials(b) if axis == "trials" else grid.regret_by_time(b)
+            x = np.arange(1, grid.trials + 1) if axis == "trials" else grid.time_grid(b)
+            for i, m in enumerate(grid.methods):
+                mid, low, high = bootstrap_iqm(regret[i])
+                style = dict(color=f"C{SAMPLERS.index(m.sampler) % 10}", ls="-" if m.scheduler == "none" else "--")
+                ax.plot(x, mid, lw=1.4, label=m.label, **style)
+                ax.fill_between(x, low, high, alpha=0.12, color=style["color"], lw=0)
+            ax.set(title=f"{box.name} (n_train {box.n_train:,})", xlabel=label, ylabel="normalised regret (IQM)",
+                   xscale="log", yscale="symlog")
+            ax.set_yscale("symlog", linthresh=0.01)
+            ax.grid(alpha=0.3)
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        axes[0].legend(fontsize=7, ncol=2)
+        paths.append(save(fig, out_dir / f"{stem}_regret_{axis}.png"))
+    fig = figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    r = mean_ranks(grid)
+    for i, m in enumerate(grid.methods):
+        ax.plot(np.arange(1, grid.trials + 1), r[i], lw=1.4, label=m.label,
+                color=f"C{SAMPLERS.index(m.sampler) % 10}", ls="-" if m.scheduler == "none" else "--")
+    ax.set(xlabel="trials ended", ylabel="average rank (1 = best)", xscale="log",
+           title=f"average rank over {len(grid.boxes)} blackboxes x {grid.seeds} seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    paths.append(save(fig, out_dir / f"{stem}_rank.png"))
+    return paths
+
+
+def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapping], figure_paths: Sequence[Path],
+             stability: Mapping | None = None, sources: Mapping[str, str] | None = None) -> str:
+    """``leaderboard/optimizers.md``: blackboxes and surrogates, the overall ranking, each blackbox's
+    final regrets and significant differences, the search-efficiency row, the stability check."""
+    from benchmark.tables import markdown as table
+
+    labels = [m.label for m in grid.methods]
+    by_trials, by_time = final_regrets(grid)
+    out = ["# Optimisers on particle-physics workloads\n",
+           f"Every sampler x scheduler replayed against the recorded tables below, seeds 0-{grid.seeds - 1}, "
+           f"{grid.trials} trials each, {grid.workers} trials at a time in simulated time (`benchmark/replay.py`, "
+           f"`benchmark/compare.py`). Made by `{command}` in {wall_s:.0f} s on this machine "
+           f"(replay CPU time per method, all blackboxes and seeds: "
+           + ", ".join(f"{m.label} {s:.1f} s" for m, s in grid.seconds.items()) + ").\n",
+           "Normalised regret: 0 is the table's best full-budget configuration, 1 its worst. IQM: interquartile "
+           "mean over seeds, [bootstrap 95 % interval]. Ranks: per blackbox and seed, 1 = least regret.\n",
+           "## Blackboxes and their surrogates\n"]
+    rows = []
+    for box, h in zip(grid.boxes, holdouts):
+        rows.append([box.name, box.task, box.study, f"{box.n_train:,}", len(box.configs), box.failed, box.max_epochs,
+                     f"{box.times.sum() / 3600:.2f}", (sources or {}).get(box.name, ""), h["k"], f"{h['mae']:.4f}",
+                     f"{h['relative']:.2f}", f"{h['spearman']:.3f}"])
+    out.append(_md(table, ["blackbox", "task", "study", "n_train", "configs", "failed", "epochs",
+                               "recorded trial hours", "table", "k", "held-out MAE", "MAE / std", "Spearman"], rows))
+    out.append("\nHeld-out: 5-fold cross-validation of the final best validation AUC (`Surrogate.holdout`).\n")
+    # overall ranking
+    r_trials, r_time = mean_ranks(grid)[:, -1], mean_ranks(grid, "time")[:, -1]
+    pooled = {lab: np.concatenate([by_trials[b][lab] for b in by_trials]) for lab in labels}
+    signif = pairwise(pooled)
+    rows = []
+    for i, lab in enumerate(labels):
+        mid, low, high = bootstrap_iqm(pooled[lab])
+        beats = [w for bt, w, _ in signif if bt == lab]
+        rows.append([lab, f"{r_trials[i]:.2f}", f"{r_time[i]:.2f}", _ci(mid, low, high), ", ".join(beats) or "-"])
+    rows.sort(key=lambda row: float(row[1]))
+    out += [f"\n## Overall, after {grid.trials} trials\n",
+            _md(table, ["method", f"average rank at {grid.trials} trials", "average rank at the time budget",
+                            "IQM regret, pooled", "significantly better than (Holm-adjusted Mann-Whitney, pooled)"], rows)]
+    if stability:
+        out.append(f"\nStability: {stability['text']}\n")
+    for path in figure_paths:
+        out.append(f"\n![{path.stem}]({path.name})\n")
+    out.append("\n## Per blackbox: final regret\n")
+    for b, box in enumerate(grid.boxes):
+        rows = []
+        for lab in labels:
+            rows.append([lab, _ci(*bootstrap_iqm(by_trials[b][lab])), _ci(*bootstrap_iqm(by_time[b][lab]))])
+        out += [f"\n### {box.name}\n", _md(table, ["method", f"IQM regret at {grid.trials} trials",
+                                                      "IQM regret at the time budget"], rows)]
+        sig = pairwise(by_trials[b])
+        out.append("\nSignificant at " + f"{grid.trials} trials (Holm-adjusted p < {ALPHA}): "
+                   + ("; ".join(f"{a} < {w} (p {p:.1e})" for a, w, p in sig[:12]) or "none")
+                   + (f"; and {len(sig) - 12} more" if len(sig) > 12 else "") + ".\n")
+    eff = efficiency(grid)
+    if eff:
+        rows = []
+        for e in eff:
+            (nf, tf, ef), (ns, ts, es) = e["fast"], e["slow"]
+            rows.append([e["blackbox"], f"{e['target']:.4f}", f"{nf}/{grid.seeds}", _num(tf), _num(ef),
+                         f"{ns}/{grid.seeds}", _num(ts), _num(es), _num(ts / tf if tf and ts else None, 2)])
+        out += ["\n## Search efficiency: TPE + ASHA against random search without early stopping\n",
+                "Target: random search's final best validation AUC (IQM over seeds). Time and epochs: median over "
+                "the seeds that reach it.\n",
+                _md(table, ["blackbox", "target", "tpe + asha reach", "its time (s)", "its epochs", "random reach",
+                                "its time (s)", "its epochs", "speed-up (time)"], rows)]
+    return "\n".join(out) + "\n"
+
+
+def _order(rank: np.ndarray, method_list: Sequence[Method]) -> str:
+    return ", ".join(m.label for _, m in sorted(zip(rank, method_list), key=lambda t: t[0]))
+
+
+def _num(v, digits: int = 0) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def _md(table, header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    return table([list(header), *rows])
+
+
+def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLERS,
+          schedulers: Sequence[str] = SCHEDULERS, seeds: int = 20, trials: int = 100, workers: int = 2,
+          jobs: int = 1, stability: bool = True, command: str = "bench compare", log=print) -> Path:
+    """Replay every method on every searched study of ``tables``; write the page ``out`` and its figures
+    beside it. With ``stability``, the grid is replayed again with a second surrogate per blackbox (the
+    nearest neighbour alone, or the 3 nearest where the chosen one is the nearest alone), and the page
+    says how far the methods' average ranks moved (Kendall's tau of the two orders)."""
+    from benchmark.files import atomic_write_text
+    from benchmark.replay import blackboxes
+
+    t0 = time.perf_counter()
+    boxes, sources = [], {}
+    for path in tables:
+        for box in blackboxes(path):
+            boxes.append(box)
+            sources[box.name] = Path(path).name
+    surrogates = [Surrogate.fit(b) for b in boxes]
+    holdouts = [s.holdout() for s in surrogates]
+    for box, h in zip(boxes, holdouts):
+        log(f"{box.name}: {len(box.configs)} configs x {box.max_epochs} epoch(s); surrogate k={h['k']}, "
+            f"held-out MAE {h['mae']:.4f} ({h['relative']:.2f} of the spread), Spearman {h['spearman']:.3f}")
+    method_list = methods(samplers, schedulers)
+
+    def progress(n, total):
+        if n == total or n % max(1, total // 10) == 0:
+            log(f"  {n}/{total} replays, {time.perf_counter() - t0:.0f} s")
+
+    grid = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs,
+                    surrogates=surrogates, progress=progress)
+    check = None
+    if stability:
+        other = [Surrogate(b, 3 if s.k == 1 else 1) for b, s in zip(boxes, surrogates)]
+        log("stability: the same replays with a second surrogate")
+        alt = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
+                       progress=progress)
+        a, b = mean_ranks(grid)[:, -1], mean_ranks(alt)[:, -1]
+        check = {"tau": kendall(a, b), "text": (
+            f"with a second surrogate per blackbox (k = {', '.join(str(s.k) for s in other)} instead of "
+            f"{', '.join(str(s.k) for s in surrogates)}), the methods' average ranks at {trials} trials keep "
+            f"Kendall's tau = {kendall(a, b):.2f} with the ones above (1: the same order). Order here: "
+            f"{_order(a, method_list)}; with the second surrogate: {_order(b, method_list)}.")}
+    paths = figures(grid, Path(out).parent, stem=Path(out).stem)
+    page = markdown(grid, command=command, wall_s=time.perf_counter() - t0, holdouts=holdouts,
+                    figure_paths=paths, stability=check, sources=sources)
+    atomic_write_text(Path(out), page)
+    return Path(out)
