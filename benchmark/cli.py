@@ -365,6 +365,9 @@ class RunCommand(Command):
         parser.add_argument("--source", choices=["auto", "synthetic", "real"], default="auto")
         add_size_arguments(parser)
         parser.add_argument("--seed", type=seed, default=0)
+        parser.add_argument("--sampler-seed", type=seed, default=None,
+                            help="the sampler's seed alone (default: --seed, which also seeds the synthetic data and "
+                                 "the training): several searches of the same data and training")
         parser.add_argument("--name", type=run_name, default=None,
                             help="run name: the directory RUNS_DIR/NAME (default: a timestamp)")
         parser.add_argument("--resume", action="store_true", help="continue the run --name after an interruption")
@@ -411,7 +414,7 @@ class RunCommand(Command):
         spec = RunSpec(tasks=tuple(_task_names(args.task)), models=models, trials=args.trials, sampler=args.sampler,
                        scheduler=args.scheduler, max_epochs=args.max_epochs, precision=args.precision, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, source=args.source,
-                       sizes=sizes_of(args), seed=args.seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
+                       sizes=sizes_of(args), seed=args.seed, sampler_seed=args.sampler_seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
                        resume=args.resume, repeats=args.repeats, address=args.address, storage=args.storage,
                        data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
                        recipes=tuple(dict.fromkeys(args.recipe)), protocol=args.protocol, verbose=args.verbose,
@@ -598,6 +601,9 @@ class CompareCommand(Command):
         parser.add_argument("--workers", type=positive_int, default=2, help="trials at a time in simulated time")
         parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                             help="replays at once, one process each (default: the CPUs)")
+        parser.add_argument("--live", nargs="+", action="extend", default=[], type=path_arg, metavar="RUN_DIR",
+                            help="live searches (bench run directories) of a table's study, on its data and budget: "
+                                 "the page shows where their incumbents lie against the replays of their method")
         parser.add_argument("--no-stability", action="store_true",
                             help="skip the second replay of the grid with another surrogate")
 
@@ -609,7 +615,7 @@ class CompareCommand(Command):
         make_dir(out.parent, fix="pass a writable --out")
         build([Path(t) for t in args.tables], out, samplers=args.samplers, schedulers=args.schedulers,
               seeds=args.seeds, trials=args.trials, workers=args.workers, jobs=args.jobs,
-              stability=not args.no_stability, command=" ".join(("bench", *args.argv)),
+              stability=not args.no_stability, live=[Path(d) for d in args.live], command=" ".join(("bench", *args.argv)),
               log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"written: {out}")
         return 0

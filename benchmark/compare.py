@@ -205,6 +205,55 @@ def _collect(out, seconds, key, trace, s) -> None:
     seconds[m] += s
 
 
+# --- does the replay tell the truth? -------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Live:
+    """Live searches (real training) of one blackbox's study with one method: each run's incumbent
+    after each ended trial, in the order the trials ended."""
+
+    box: int
+    method: Method
+    runs: tuple[str, ...]
+    curves: tuple[np.ndarray, ...]
+
+
+def live_searches(run_dirs: Sequence[Path], boxes: Sequence[Blackbox]) -> list[Live]:
+    """The searches in ``run_dirs`` (``bench run`` directories) of a blackbox's task and study, grouped by
+    the method their command used (``--sampler``, ``--scheduler``)."""
+    from benchmark import records, tabular
+
+    groups: dict[tuple[int, Method], list[tuple[str, np.ndarray]]] = {}
+    for table in tabular.build(run_dirs):
+        frame = table.frame
+        for (run, study), trials in frame[frame.recipe.isna()].groupby(["run", "study"], sort=True):
+            b = next((i for i, x in enumerate(boxes) if (x.task, x.study) == (table.task, study)), None)
+            if b is None:
+                continue
+            spec = records.read_run(next(Path(d) for d in run_dirs if Path(d).resolve().name == run)).invocations[0].spec
+            ends = trials.groupby("trial_id").agg(end=("reported_at", "max"), value=(tabular.OBJECTIVE, "max"))
+            ends = ends.dropna().sort_values("end")
+            groups.setdefault((b, Method(spec["sampler"], spec["scheduler"])), []).append(
+                (run, np.maximum.accumulate(ends["value"].to_numpy())))
+    return [Live(b, m, tuple(r for r, _ in runs), tuple(c for _, c in runs)) for (b, m), runs in groups.items()]
+
+
+def live_check(grid: Grid, live: Live) -> dict:
+    """Where the live searches' incumbents lie against the replays of the same method: the share of
+    (run, trial count) points inside the replays' range over seeds (min to max) and inside their 10-90 %
+    band, and at the last trial count every live search shares, its values beside the replays'."""
+    replays = np.array([t.best_after_trials(grid.trials) for t in grid.traces[live.box, live.method]])
+    n = min(grid.trials, *(len(c) for c in live.curves))
+    lo, hi = np.nanmin(replays[:, :n], axis=0), np.nanmax(replays[:, :n], axis=0)
+    p10, p90 = np.nanpercentile(replays[:, :n], [10, 90], axis=0)
+    pts = np.array([c[:n] for c in live.curves])
+    return {"blackbox": grid.boxes[live.box].name, "method": live.method.label, "runs": live.runs, "trials": n,
+            "inside_range": float(((pts >= lo - 1e-9) & (pts <= hi + 1e-9)).mean()),
+            "inside_band": float(((pts >= p10 - 1e-9) & (pts <= p90 + 1e-9)).mean()),
+            "live_final": [float(c[n - 1]) for c in live.curves],
+            "replay_final": (float(lo[-1]), float(iqm(replays[:, n - 1])), float(hi[-1]))}
+
+
 # --- the report ----------------------------------------------------------------------------------
 
 def _ci(mean: float, low: float, high: float, digits: int = 3) -> str:
@@ -302,7 +351,8 @@ def figures(grid: Grid, out_dir: Path, stem: str = "optimizers") -> list[Path]:
 
 
 def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapping], figure_paths: Sequence[Path],
-             stability: Mapping | None = None, sources: Mapping[str, str] | None = None) -> str:
+             stability: Mapping | None = None, sources: Mapping[str, str] | None = None,
+             checks: Sequence[Mapping] = ()) -> str:
     """``leaderboard/optimizers.md``: blackboxes and surrogates, the overall ranking, each blackbox's
     final regrets and significant differences, the search-efficiency row, the stability check."""
     from benchmark.tables import markdown as table
@@ -354,6 +404,17 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
         out.append("\nSignificant at " + f"{grid.trials} trials (Holm-adjusted p < {ALPHA}): "
                    + ("; ".join(f"{a} < {w} (p {p:.1e})" for a, w, p in sig[:12]) or "none")
                    + (f"; and {len(sig) - 12} more" if len(sig) > 12 else "") + ".\n")
+    if checks:
+        rows = [[c["blackbox"], c["method"], len(c["runs"]), c["trials"], f"{c['inside_range']:.0%}",
+                 f"{c['inside_band']:.0%}", ", ".join(f"{v:.4f}" for v in c["live_final"]),
+                 "{:.4f} / {:.4f} / {:.4f}".format(*c["replay_final"])] for c in checks]
+        out += ["\n## Does the replay tell the truth? Live searches against their replays\n",
+                "Live: `bench run` searches with real training on the table's data and budget, one per sampler "
+                "seed. Each one's incumbent (best validation AUC) after each ended trial, against the replays of "
+                "the same method.\n",
+                _md(table, ["blackbox", "method", "live runs", "trials", "points inside the replays' range",
+                            "inside their 10-90 % band", "live incumbents at the end",
+                            "replays at the end: min / IQM / max"], rows)]
     eff = efficiency(grid)
     if eff:
         rows = []
@@ -383,7 +444,8 @@ def _md(table, header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLERS,
           schedulers: Sequence[str] = SCHEDULERS, seeds: int = 20, trials: int = 100, workers: int = 2,
-          jobs: int = 1, stability: bool = True, command: str = "bench compare", log=print) -> Path:
+          jobs: int = 1, stability: bool = True, live: Sequence[Path] = (), command: str = "bench compare",
+          log=print) -> Path:
     """Replay every method on every searched study of ``tables``; write the page ``out`` and its figures
     beside it. With ``stability``, the grid is replayed again with a second surrogate per blackbox (the
     nearest neighbour alone, or the 3 nearest where the chosen one is the nearest alone), and the page
@@ -422,8 +484,16 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
             f"{', '.join(str(s.k) for s in surrogates)}), the methods' average ranks at {trials} trials keep "
             f"Kendall's tau = {kendall(a, b):.2f} with the ones above (1: the same order). Order here: "
             f"{_order(a, method_list)}; with the second surrogate: {_order(b, method_list)}.")}
+    checks = []
+    for search in live_searches(live, boxes) if live else []:
+        if (search.box, search.method) not in grid.traces:
+            log(f"live runs {', '.join(search.runs)}: {search.method.label} is not among the methods compared")
+            continue
+        checks.append(live_check(grid, search))
+        log(f"live {search.method.label} on {checks[-1]['blackbox']}: {checks[-1]['inside_range']:.0%} of the points "
+            "inside the replays' range")
     paths = figures(grid, Path(out).parent, stem=Path(out).stem)
     page = markdown(grid, command=command, wall_s=time.perf_counter() - t0, holdouts=holdouts,
-                    figure_paths=paths, stability=check, sources=sources)
+                    figure_paths=paths, stability=check, sources=sources, checks=checks)
     atomic_write_text(Path(out), page)
     return Path(out)

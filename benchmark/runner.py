@@ -75,6 +75,7 @@ class RunSpec:
     source: str = "auto"
     sizes: data.Sizes = data.Sizes()  # rows per split (None: the task's default; real files: train only)
     seed: int = 0
+    sampler_seed: int | None = None  # the sampler's own seed (None: ``seed``, which also fixes data and training)
     name: str = ""
     resume: bool = False
     repeats: int = 1
@@ -487,7 +488,8 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study_
     else:
         journal.unlink(missing_ok=True)  # a search killed before Tune's first checkpoint starts afresh
         first = space.point(cls.default_config)  # the model's defaults, as far as the space has them
-        searcher = _tagged_search(space, spec.sampler, spec.seed, f"{task.name}-{label}", study_dir,
+        sampler_seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
+        searcher = _tagged_search(space, spec.sampler, sampler_seed, f"{task.name}-{label}", study_dir,
                                   [first] if first else None)
         concurrency = spec.concurrency or max(1, _trial_slots(spec))
         tuner = tune.Tuner(

@@ -1,6 +1,7 @@
 """bench replay / bench compare: replaying optimisers against recorded tables (benchmark.replay, benchmark.compare)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -153,9 +154,9 @@ def table(tmp_path):
     """An exported table of a random search over resnet15's lr (a known function) and logreg's C."""
     run = tmp_path / "runs" / "rec"
     write_run(run, ("resnet15", "logreg"))
-    lrs = np.geomspace(1e-5, 1e-1, 24)
+    lrs = np.geomspace(1e-4, 1e-2, 24)  # resnet15.yaml's range
     write_study(run, "resnet15", [trial(f"t{i}", space_config("resnet15", lr=float(lr)),
-                                        [0.6, 0.6 + 0.1 * (1 - abs(math.log10(lr) + 3) / 2), 0.62 + 0.1 * (1 - abs(math.log10(lr) + 3) / 2)])
+                                        [0.6, 0.6 + 0.1 * (1 - abs(math.log10(lr) + 3)), 0.62 + 0.1 * (1 - abs(math.log10(lr) + 3))])
                                   for i, lr in enumerate(lrs)])
     write_study(run, "logreg", [trial(f"l{i}", {"C": float(c), "pool": 0}, [0.9 - 0.01 * abs(math.log10(c))], neural=False)
                                 for i, c in enumerate(np.geomspace(1e-4, 1e2, 30))])
@@ -184,6 +185,42 @@ def test_cli_replay_and_compare(table, tmp_path, capsys):
         assert part in text, part
     for fig in ("optimizers_regret_trials.png", "optimizers_regret_time.png", "optimizers_rank.png"):
         assert (page.parent / fig).stat().st_size > 1000
+
+
+def test_live_searches_are_read_in_the_order_their_trials_ended(table, tmp_path):
+    box = next(b for b in blackboxes(table) if b.study == "resnet15")
+    lives, orders = [], []
+    for k in range(2):
+        run = tmp_path / "runs" / f"live{k}"
+        write_run(run, ("resnet15",), sampler="random", scheduler="none")
+        order = np.random.default_rng(k).permutation(len(box.configs))[:10]
+        trials = []
+        for n, i in enumerate(order):  # trial names do not sort in the order they ended
+            t = trial(f"z{9 - n}", space_config("resnet15", **box.configs[i]), list(box.curves[i]))
+            trials.append(dataclasses.replace(t, curve=tuple(dataclasses.replace(e, reported_at=2e9 + 100 * n + e.epoch)
+                                                             for e in t.curve)))
+        write_study(run, "resnet15", trials)
+        lives.append(run)
+        orders.append(order)
+    (search,) = compare.live_searches(lives, [box])
+    assert search.method == compare.Method("random", "none") and search.runs == ("live0", "live1")
+    for curve, order in zip(search.curves, orders):
+        np.testing.assert_allclose(curve, np.maximum.accumulate(box.finals[order]))
+
+
+def test_the_live_check_places_curves_against_the_replays_range():
+    box = known_box()
+    method = compare.Method("random", "none")
+    grid = compare.run_grid([box], [method], seeds=10, trials=20, surrogates=[Surrogate.fit(box)])
+    own = tuple(t.best_after_trials(20) for t in grid.traces[0, method][:2])  # replays are inside by definition
+    check = compare.live_check(grid, compare.Live(0, method, ("a", "b"), own))
+    assert check["trials"] == 20 and check["inside_range"] == 1.0 and check["live_final"] == [c[-1] for c in own]
+    lo, mid, hi = check["replay_final"]
+    assert lo <= mid <= hi
+    better = compare.Live(0, method, ("a",), (own[0] + 0.5,))
+    assert compare.live_check(grid, better)["inside_range"] == 0.0
+    short = compare.Live(0, method, ("a",), (own[0][:7],))  # a live search of fewer trials: compared as far as it goes
+    assert compare.live_check(grid, short)["trials"] == 7
 
 
 def test_cli_replay_errors_are_one_line(table, capsys):

@@ -42,14 +42,14 @@ def trial(trial_id: str, config: dict, aucs: list[float], *, status: str = "comp
                                precision="fp32" if neural else "native", error=error, curve=curve)
 
 
-def write_run(run_dir: Path, models: tuple[str, ...], *, spaces: dict | None = None) -> None:
+def write_run(run_dir: Path, models: tuple[str, ...], *, spaces: dict | None = None, **spec) -> None:
     run_dir.mkdir(parents=True)
     records.append_invocation(run_dir, records.Invocation(
         argv=("bench", "run", "--task", TASK, "--model", *models, "--name", run_dir.name),
         time="2026-12-01T10:00:00+0000", versions={"hepbench": "0.1.0", "numpy": "2.4.6"},
         hardware={"cpu": "test CPU", "cpus": 2, "gpus": 0},
         spec={"tasks": [TASK], "models": list(models), "max_epochs": MAX_EPOCHS, "precision": "auto",
-              "spaces": spaces or {}, "seed": 0, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0}))
+              "spaces": spaces or {}, "seed": 0, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, **spec}))
 
 
 def write_study(run_dir: Path, model: str, trials: list[records.TrialRecord], *, data_seed: int = 0,
