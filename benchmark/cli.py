@@ -634,8 +634,8 @@ class PerfCommand(Command):
         parser.add_argument("--samples", type=positive_int, help="throughput: synthetic samples per task")
         parser.add_argument("--epochs", type=positive_int, help="throughput: training epochs, the same on both sides")
         parser.add_argument("--trials", type=positive_int, help="runner cost: near-instant trials (at least 2)")
-        parser.add_argument("--search-trials", type=positive_int, help="search efficiency: trials per search")
-        parser.add_argument("--seeds", type=positive_int, help="search efficiency: seeds per search (at least 2)")
+        parser.add_argument("--search-trials", type=positive_int, help="search efficiency: trials per replay")
+        parser.add_argument("--seeds", type=positive_int, help="search efficiency: replays per method (at least 2)")
         parser.add_argument("--gpu", action="store_true", help="the throughput and precision rows on the first CUDA GPU")
 
     def run(self, args):

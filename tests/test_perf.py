@@ -25,8 +25,8 @@ TITLES = {
     "precision_fit": ("1e. bf16 vs fp32 through fit: resnet15", ["samples_per_s", "val_auc", "bf16", "fp32", "95 % CI"]),
     "runner": ("2. Runner cost", ["per_trial_ms", "first_to_last_s", "optuna study.optimize",
                                   "bench run, 1 at a time", "(default)"]),
-    "search": ("3. Search efficiency", ["TPE + ASHA", "random, no early stopping", "trials_by_epochs",
-                                        "went_on_past_rung", "below_chance_after_1", "best_val_auc", "all seeds"]),
+    "search": ("3. Search efficiency", ["TPE + ASHA", "random, no early stopping", "simulated_s_to_reach",
+                                        "epochs_to_reach", "went_on_past_rung", "seeds_reaching"]),
     "memory": ("4. Memory", ["trials_at_once", "anonymous_MiB", "shared_data_MiB", "memory_MiB"]),
 }
 
@@ -80,7 +80,8 @@ def test_asha_rungs_are_the_runners_and_the_trials_that_went_on_past_them():
     from types import SimpleNamespace
 
     from benchmark import records, runner
-    from benchmark.perf.runs import passed
+    from benchmark.perf.search import passed
+    from benchmark.replay import Rungs
     from benchmark.strategies import ASHA, METRIC
 
     assert ASHA.rungs(9) == [1, 3] and ASHA.rungs(27) == [1, 3, 9] and ASHA.rungs(1) == []
@@ -92,13 +93,17 @@ def test_asha_rungs_are_the_runners_and_the_trials_that_went_on_past_them():
         with tempfile.TemporaryDirectory() as tmp:
             scheduler = runner._PruneTracker.make(records.TrialLog(tmp), spec, has_fidelity=True)
             trials = [SimpleNamespace(trial_id=f"t{i}") for i in range(9)]
-            stopped_at = {}
+            stopped_at, replayed = {}, Rungs(9)  # and bench replay's ASHA, told the same results in the same order
             for t in trials:
                 scheduler.on_trial_add(None, t)
             for epoch in range(1, 10):
                 for i, t in enumerate(trials):
-                    if t.trial_id not in stopped_at and scheduler.on_trial_result(
-                            None, t, {"training_iteration": epoch, "epoch": epoch, METRIC: value(i, epoch)}) == "STOP":
+                    if t.trial_id in stopped_at:
+                        continue
+                    ray_stops = scheduler.on_trial_result(
+                        None, t, {"training_iteration": epoch, "epoch": epoch, METRIC: value(i, epoch)}) == "STOP"
+                    assert replayed.stops(epoch, value(i, epoch)) == (ray_stops and epoch < 9), (t.trial_id, epoch)
+                    if ray_stops:
                         stopped_at[t.trial_id] = epoch
             assert scheduler.pruned_ids() == {t for t, e in stopped_at.items() if e < 9}
             assert {r["epoch"] for r in map(json.loads, records.TrialLog(tmp).path.read_text().splitlines())} \
@@ -109,6 +114,8 @@ def test_asha_rungs_are_the_runners_and_the_trials_that_went_on_past_them():
     assert stops(lambda i, epoch: 1.0 - 0.01 * i) == [9] + [1] * 8
     # each one the best so far at rung 1 (all go on), then worse than all before it at rung 3
     assert stops(lambda i, epoch: 0.5 + 0.01 * i if epoch < 3 else 0.9 - 0.01 * i) == [9] + [3] * 8
+    # a mixed order: some go on, some stop, at both rungs
+    assert stops(lambda i, epoch: (0.3, 0.9, 0.5, 0.7, 0.1, 0.8, 0.6, 0.2, 0.4)[i] + (0.1 * ((i * 7) % 3) if epoch >= 3 else 0))
     # stopped after 1, 1, 3 and 9 epochs: all 4 reached rung 1 and 2 went on; 2 reached rung 3 and 1 went on
     assert passed([1, 1, 3, 9], [1, 3]) == "1: 2/4, 3: 1/2"
     # a third of the trials go on past each rung: (1 + 2/3 + 6/9) / 9 of the epochs of a full search

@@ -1,20 +1,16 @@
 """The comparisons of ``bench perf`` that go through ``bench run``'s own machinery (``runner.search``,
-without publishing to a board): runner cost (2), search efficiency (3) and memory (4). See
-:mod:`benchmark.perf`."""
+without publishing to a board): runner cost (2) and memory (4). See :mod:`benchmark.perf`."""
 from __future__ import annotations
 
-import collections
 import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from benchmark import records
 from benchmark.perf.common import log, prepared_splits
 from benchmark.perf.report import Comparison
-from benchmark.strategies import ASHA
 from benchmark.tasks import Sizes
 
 MiB = 2**20
@@ -97,94 +93,6 @@ def runner_cost(*, trials: int, n: int, root: Path) -> Comparison:
         "(result.json `search_wall_s`), bench run's study written to its journal file as the trials run. "
         "With several trials at once, the span still includes the later actors' start-up, while "
         "the first actor already runs trials.")
-
-
-SEARCH_SPACE = """\
-# bench perf, search efficiency: a small ResNet-15 whose learning rate matters; no early stopping inside a trial
-lr:              {{type: float, low: 1.0e-5, high: 1.0e-1, log: true}}
-weight_decay:    {{type: float, low: 1.0e-5, high: 1.0e-1, log: true}}
-dropout:         {{type: float, low: 0.0, high: 0.5}}
-batch_size:      {{type: categorical, choices: [32, 64, 128]}}
-width:           {{type: fixed, value: 4}}
-blocks:          {{type: fixed, value: 1}}
-label_smoothing: {{type: fixed, value: 0.0}}
-warmup_epochs:   {{type: fixed, value: 1.0}}
-grad_clip:       {{type: fixed, value: 1.0}}
-patience:        {{type: fixed, value: {epochs}}}
-epochs:          {{type: fixed, value: {epochs}}}
-"""
-
-
-def passed(epochs: list[int], rungs: list[int]) -> str:
-    """How many of the trials that reached each rung went on past it, e.g. ``1: 9/16, 3: 6/9``."""
-    return ", ".join(f"{r}: {sum(e > r for e in epochs)}/{sum(e >= r for e in epochs)}" for r in rungs)
-
-
-def search_efficiency(*, trials: int, max_epochs: int, n: int, seeds: int, root: Path) -> Comparison:
-    """TPE + ASHA vs random search without early stopping on resnet15 / ee_gamma, ``seeds`` seeds each."""
-    task_name, model = "ee_gamma", "resnet15"
-    space_file = root / "resnet15_search.yaml"
-    space_file.write_text(SEARCH_SPACE.format(epochs=max_epochs))
-    setups = (("TPE + ASHA", "tpe", "asha"), ("random, no early stopping", "random", "none"))
-    rows, epochs_of = [], {}
-    for seed in range(seeds):
-        for label, sampler, scheduler in setups:
-            log(f"search: {label}, seed {seed}: {trials} trials of at most {max_epochs} epochs")
-            result, trials_of = _run_search(_spec(
-                root, f"search-{sampler}-{seed}", tasks=(task_name,), models=(model,), trials=trials,
-                sampler=sampler, scheduler=scheduler, max_epochs=max_epochs, sizes=Sizes.total(n), seed=seed,
-                spaces={model: str(space_file)}))
-            done = [t for t in trials_of if t.best_val_auc is not None]
-            epochs = [t.epochs or 0 for t in trials_of]
-            epochs_of.setdefault(label, []).extend(epochs)
-            rows.append({"search": label, "seed": seed, "trials": len(trials_of),
-                         "pruned": sum(t.status == "pruned" for t in trials_of),
-                         "epochs": sum(epochs),
-                         "trials_by_epochs": " ".join(f"{e}:{c}" for e, c in sorted(collections.Counter(epochs).items())),
-                         "went_on_past_rung": passed(epochs, ASHA.rungs(max_epochs)),
-                         "below_chance_after_1": sum(t.curve[0].val_auc < 0.5 for t in trials_of if t.curve),
-                         "best_val_auc": max(t.best_val_auc for t in done),
-                         "test_auc_of_best": result.test.first.auc,
-                         "search_wall_s": result.search_wall_s})
-    stats = {}
-    for label, *_ in setups:
-        mine = [r for r in rows if r["search"] == label]
-        best = np.array([r["best_val_auc"] for r in mine])
-        stats[label] = {"mean": float(best.mean()), "std": float(best.std(ddof=1)),
-                        "epochs": sum(r["epochs"] for r in mine), "wall": sum(r["search_wall_s"] for r in mine),
-                        "below": sum(r["below_chance_after_1"] for r in mine)}
-    for label, s in stats.items():
-        rows.append({"search": f"{label}: all seeds", "seed": "-", "trials": trials * seeds, "epochs": s["epochs"],
-                     "went_on_past_rung": passed(epochs_of[label], ASHA.rungs(max_epochs)),
-                     "below_chance_after_1": s["below"],
-                     "best_val_auc": f"{s['mean']:.4f} +/- {s['std']:.4f}", "search_wall_s": s["wall"]})
-    tpe, rnd = stats[setups[0][0]], stats[setups[1][0]]
-    share = tpe["epochs"] / rnd["epochs"]
-    reached = tpe["mean"] >= rnd["mean"] - rnd["std"]
-    return Comparison(
-        "search", f"3. Search efficiency: TPE + ASHA vs random search, {model} on {task_name}",
-        tuple(rows), f"best val AUC {tpe['mean']:.4f} vs {rnd['mean']:.4f} +/- {rnd['std']:.4f} "
-        f"({'within' if reached else 'below'} random's spread) with {share:.0%} of its epochs "
-        f"({tpe['epochs']} vs {rnd['epochs']})",
-        "random search's best val AUC (within its seed-to-seed spread) with at most 40 % of its epochs",
-        reached and share <= 0.4,
-        f"Each search: `runner.run` with {trials} trials, at most {max_epochs} epochs per trial, bench run's default "
-        f"concurrency, {n} synthetic samples, seeds 0..{seeds - 1} (the seed also draws the data and the split, "
-        "the same for both searches). The search space (lr, weight decay, dropout, batch size of a width-4, "
-        "1-block ResNet-15) fixes `patience` to the epoch budget, so only ASHA (grace 1 epoch, reduction factor 3) "
-        "stops trials early. Epochs: the sum of the epochs every trial trained (the final test retraining "
-        "excluded); trials_by_epochs counts the trials that stopped after each number of epochs. ASHA is "
-        "asynchronous: a trial reaching a rung continues when it is in the top third of the results recorded "
-        "there so far, so the first trials at every rung always continue, and the share of epochs it uses "
-        f"shrinks with the number of trials (towards {ASHA.limit_share(max_epochs):.0%} for many trials, where a "
-        "third of the trials go on past each rung). went_on_past_rung counts, per rung, the trials that went on "
-        "out of those that reached it, and below_chance_after_1 the trials whose validation AUC after the first "
-        "epoch was below 0.5. More than a third go on past rung 1 here: the results there fall in two groups, "
-        "trials that have not started to learn after one (warm-up) epoch, mostly the low learning rates, and "
-        "trials that have; the top-third cut-off falls between them, so nearly every trial that learns goes "
-        "on, and past rung 3 too. TPE adds to this: after its first 10 trials (Optuna's `n_startup_trials`, "
-        "random draws) it draws near the best trials so far, which then tend to rank high and are, rightly, "
-        "trained on. Mean +/- standard deviation over seeds of each search's best validation AUC.")
 
 
 MEMORY_SPACE = """\

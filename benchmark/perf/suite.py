@@ -15,12 +15,13 @@
 2. ``runner``: N near-instant trials (naive Bayes on summary features) under ``bench run``'s machinery
    (``runner.run``) vs the same objective under plain ``optuna`` ``study.optimize``, each timed from
    its first trial's result to its last (Ray's start-up excluded).
-3. ``search``: on one task and model, TPE + ASHA vs random search without early stopping, the same
-   number of trials, several seeds, through ``runner.run``: best validation AUC and epochs consumed.
+3. ``search``: TPE + ASHA vs random search without early stopping, replayed on the recorded tables
+   (``leaderboard/tables``, :mod:`benchmark.replay`) with many seeds: simulated time and epochs to reach
+   random search's final best (:mod:`benchmark.perf.search`).
 4. ``memory``: the resident memory of 1 vs 4 concurrent trials on the same prepared, memory-mapped
    data (:mod:`benchmark.perf.procmem`), beside the trials' model states.
 
-1 lives in :mod:`benchmark.perf.throughput`; 2-4 run through ``bench run``'s own machinery
+1 lives in :mod:`benchmark.perf.throughput`; 2 and 4 run through ``bench run``'s own machinery
 (``runner.search``) and live in :mod:`benchmark.perf.runs`; :mod:`benchmark.perf.report` formats the
 result. This module holds the input sizes and runs them all.
 """
@@ -54,10 +55,8 @@ class PerfSizes:
     threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     trials: int = 100  # runner: near-instant trials
     runner_samples: int = 1000
-    search_trials: int = 16
-    search_epochs: int = 9  # ASHA rungs at 1 and 3 epochs (reduction factor 3), 9 at most
-    search_samples: int = 600
-    seeds: int = 3
+    search_trials: int = 100  # search: trials per replay
+    seeds: int = 50  # search: replays per method
     memory_samples: int = 2000  # hcal_dqm: 18 kB per image, ~31 MB of train + validation images
     memory_epochs: int = 1
 
@@ -72,8 +71,8 @@ class PerfSizes:
 
 
 FULL = PerfSizes()
-QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, format_rounds=1, precision_samples=100, trials=3, runner_samples=200, search_trials=2,
-                  search_epochs=2, search_samples=200, seeds=2, memory_samples=300, memory_epochs=1)
+QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, format_rounds=1, precision_samples=100, trials=3, runner_samples=200, search_trials=10,
+                  seeds=2, memory_samples=300, memory_epochs=1)
 
 
 def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, command: str = "bench perf",
@@ -95,7 +94,8 @@ def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, comma
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
         root = Path(tmp)
         common.log(f"bench perf: {', '.join(c for c in COMPARISONS if c in only)}")
-        from benchmark.perf.runs import memory, runner_cost, search_efficiency
+        from benchmark.perf.runs import memory, runner_cost
+        from benchmark.perf.search import search_efficiency
         from benchmark.perf.throughput import throughput
 
         if "throughput" in only:  # first, before Ray's processes exist (and the precision rows)
@@ -108,8 +108,7 @@ def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, comma
         if "runner" in only:
             comparisons.append(runner_cost(trials=sizes.trials, n=sizes.runner_samples, root=root))
         if "search" in only:
-            comparisons.append(search_efficiency(trials=sizes.search_trials, max_epochs=sizes.search_epochs,
-                                                 n=sizes.search_samples, seeds=sizes.seeds, root=root))
+            comparisons.append(search_efficiency(trials=sizes.search_trials, seeds=sizes.seeds))
         if "memory" in only:
             comparisons.append(memory(n=sizes.memory_samples, epochs=sizes.memory_epochs, root=root))
     preset = "full" if sizes == FULL else "quick" if sizes == QUICK else "custom"
