@@ -50,7 +50,8 @@ _MISSING = -1.0  # the encoding of a conditional parameter that a config does no
 @dataclasses.dataclass(frozen=True)
 class Blackbox:
     """One study of a table: ``curves[i, e]`` is trial ``i``'s validation AUC after epoch ``e + 1`` and
-    ``times[i, e]`` that epoch's wall time (seconds); a model without a fidelity has one column."""
+    ``times[i, e]`` that epoch's wall time (seconds); a model without a fidelity has one column. A trial
+    that stopped itself early (its ``patience``) keeps its last value at zero cost to the end."""
 
     name: str                      # <table file stem>/<study>
     task: str
@@ -132,12 +133,16 @@ def _blackbox(path: Path, frame, meta: Mapping[str, Any], study: str) -> Blackbo
     searched = [p.name for p in space.params if p.type != "fixed"]
     for _, trial in frame.groupby(list(tabular.TRIAL), sort=True):
         trial = trial.sort_values(tabular.FIDELITY)
-        values = trial[tabular.OBJECTIVE].to_numpy(dtype=float)
-        if (trial.status == "failed").any() or len(values) != epochs or np.isnan(values).any():
-            failed += int((trial.status == "failed").any())
-            continue  # failed, or stopped early: the table has no full curve for it
-        curves.append(values)
-        times.append(trial["wall_s"].to_numpy(dtype=float))
+        values, wall = (trial[c].to_numpy(dtype=float) for c in (tabular.OBJECTIVE, "wall_s"))
+        status = set(trial.status)
+        if "failed" in status:
+            failed += 1
+            continue
+        if status != {"completed"} or not 0 < len(values) <= epochs or np.isnan(values).any():
+            continue  # stopped by a scheduler: the table has no full curve for it
+        # a trial that ended by its own patience before its budget: its last value holds, at no more cost
+        curves.append(np.pad(values, (0, epochs - len(values)), mode="edge"))
+        times.append(np.pad(wall, (0, epochs - len(wall))))
         first = trial.iloc[0]
         configs.append({k: _plain(first[tabular.CONFIG + k]) for k in searched if tabular.CONFIG + k in trial})
     if len(curves) < 2:

@@ -157,7 +157,10 @@ def table(tmp_path):
     lrs = np.geomspace(1e-4, 1e-2, 24)  # resnet15.yaml's range
     write_study(run, "resnet15", [trial(f"t{i}", space_config("resnet15", lr=float(lr)),
                                         [0.6, 0.6 + 0.1 * (1 - abs(math.log10(lr) + 3)), 0.62 + 0.1 * (1 - abs(math.log10(lr) + 3))])
-                                  for i, lr in enumerate(lrs)])
+                                  for i, lr in enumerate(lrs)]
+                + [trial("short", space_config("resnet15", lr=2e-3), [0.6, 0.65]),   # ended by its patience
+                   trial("cut", space_config("resnet15", lr=3e-3), [0.55], status="pruned"),
+                   trial("bad", space_config("resnet15", lr=4e-3), [], status="failed", error="DivergedError: nan")])
     write_study(run, "logreg", [trial(f"l{i}", {"C": float(c), "pool": 0}, [0.9 - 0.01 * abs(math.log10(c))], neural=False)
                                 for i, c in enumerate(np.geomspace(1e-4, 1e2, 30))])
     out = tmp_path / "rec.parquet"
@@ -168,14 +171,17 @@ def table(tmp_path):
 def test_blackboxes_from_an_exported_table(table):
     boxes = {b.study: b for b in blackboxes(table)}
     assert set(boxes) == {"resnet15", "logreg"}
-    assert boxes["resnet15"].curves.shape == (24, 3) and boxes["logreg"].curves.shape == (30, 1)
+    res = boxes["resnet15"]
+    assert res.curves.shape == (25, 3) and boxes["logreg"].curves.shape == (30, 1) and res.failed == 1
+    short = next(i for i, c in enumerate(res.configs) if c["lr"] == 2e-3)  # padded: its last value, at no cost
+    assert res.curves[short].tolist() == [0.6, 0.65, 0.65] and res.times[short].tolist() == [10.0, 11.0, 0.0]
     assert boxes["resnet15"].space.params_by_name()["epochs"].value == 3
-    assert boxes["resnet15"].times[0].tolist() == [10.0, 11.0, 12.0]
+    assert res.times[short + 1].tolist() == [10.0, 11.0, 12.0]
 
 
 def test_cli_replay_and_compare(table, tmp_path, capsys):
     code, out, err = run_cli(capsys, "replay", str(table), "--study", "resnet15", "--seeds", "2", "--trials", "10")
-    assert code == 0 and "rec/resnet15: 24 configs x 3 epoch(s)" in out and "held-out MAE" in out
+    assert code == 0 and "rec/resnet15: 25 configs x 3 epoch(s)" in out and "held-out MAE" in out
     page = tmp_path / "board" / "optimizers.md"
     code, out, err = run_cli(capsys, "compare", str(table), "--seeds", "3", "--trials", "10", "--jobs", "2",
                              "--samplers", "random", "tpe", "--out", str(page))
