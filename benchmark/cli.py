@@ -604,6 +604,10 @@ class CompareCommand(Command):
         parser.add_argument("--live", nargs="+", action="extend", default=[], type=path_arg, metavar="RUN_DIR",
                             help="live searches (bench run directories) of a table's study, on its data and budget: "
                                  "the page shows where their incumbents lie against the replays of their method")
+        parser.add_argument("--cache", type=path_arg, default="runs/replay-cache",
+                            help="where each replay is kept and read back from (default runs/replay-cache): an "
+                                 "interrupted comparison goes on where it stopped")
+        parser.add_argument("--no-cache", action="store_true", help="replay everything, keep nothing")
         parser.add_argument("--no-stability", action="store_true",
                             help="skip the second replay of the grid with another surrogate")
 
@@ -615,7 +619,8 @@ class CompareCommand(Command):
         make_dir(out.parent, fix="pass a writable --out")
         build([Path(t) for t in args.tables], out, samplers=args.samplers, schedulers=args.schedulers,
               seeds=args.seeds, trials=args.trials, workers=args.workers, jobs=args.jobs,
-              stability=not args.no_stability, live=[Path(d) for d in args.live], command=" ".join(("bench", *args.argv)),
+              stability=not args.no_stability, live=[Path(d) for d in args.live],
+              cache=None if args.no_cache else Path(args.cache), command=" ".join(("bench", *args.argv)),
               log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"written: {out}")
         return 0

@@ -117,12 +117,41 @@ def pairwise(final: Mapping[str, np.ndarray], alpha: float = ALPHA) -> list[tupl
 _JOBS: dict = {}  # what the forked workers replay (set before the pool forks)
 
 
-def _one(key: tuple[int, str, str, int]) -> tuple[tuple[int, str, str, int], Trace, float]:
+def _one(key: tuple[int, str, str, int]) -> tuple[tuple[int, str, str, int], Trace, float, bool]:
+    """One replay, or its cached copy (with the seconds the replay took when it ran)."""
     b, sampler, scheduler, seed = key
-    boxes, surrogates, trials, workers = (_JOBS[k] for k in ("boxes", "surrogates", "trials", "workers"))
+    boxes, surrogates, trials, workers, cache = (_JOBS[k] for k in ("boxes", "surrogates", "trials", "workers", "cache"))
+    path = None
+    if cache is not None:
+        path = Path(cache) / f"{_fingerprint(boxes[b], surrogates[b].k, sampler, scheduler, seed, trials, workers)}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return key, Trace(*(z[f.name] for f in dataclasses.fields(Trace))), float(z["seconds"]), True
     t0 = time.perf_counter()
     trace = replay(boxes[b], sampler, scheduler, seed, trials=trials, workers=workers, surrogate=surrogates[b])
-    return key, trace, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if path is not None:
+        from benchmark.files import atomic_savez
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_savez(path, seconds=seconds, **dataclasses.asdict(trace))
+    return key, trace, seconds, False
+
+
+def _fingerprint(box: Blackbox, k: int, *rest) -> str:
+    """What a replay depends on: the blackbox's recorded arrays, configs and space, the surrogate's k, the
+    method, seed, trials and workers, and the Optuna version."""
+    import hashlib
+    import json
+
+    import optuna
+
+    h = hashlib.sha256()
+    for a in (box.curves, box.times):
+        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+    h.update(json.dumps([list(box.configs), box.space.declared(), k, rest, optuna.__version__],
+                        sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
 
 
 @dataclasses.dataclass
@@ -137,6 +166,7 @@ class Grid:
     workers: int
     traces: dict[tuple[int, Method], list[Trace]]
     seconds: dict[Method, float]  # replay CPU time per method, summed over blackboxes and seeds
+    cached: tuple[int, int] = (0, 0)  # replays read from the cache, of all replayed
 
     def regret_by_trials(self, b: int) -> np.ndarray:
         """``[method, seed, trial]``: normalised regret after each ended trial."""
@@ -162,9 +192,11 @@ class Grid:
 
 def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds: int = 20, trials: int = 100,
              workers: int = 2, jobs: int = 1, surrogates: Sequence[Surrogate] | None = None,
-             progress=None) -> Grid:
+             cache: Path | None = None, progress=None) -> Grid:
     """Replay every method with seeds ``0 .. seeds-1`` on every blackbox (``jobs`` processes). A model
-    without a fidelity has nothing for ASHA to stop: its ASHA replays are the same as without."""
+    without a fidelity has nothing for ASHA to stop: its ASHA replays are the same as without. With
+    ``cache``, each replay is kept there and read back instead of replayed again (an interrupted
+    comparison goes on where it stopped; a new table replays only its own)."""
     boxes = list(boxes)
     surrogates = list(surrogates) if surrogates is not None else [Surrogate.fit(b) for b in boxes]
     keys, copies = [], []
@@ -174,20 +206,21 @@ def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds:
                 copies.append((b, m))
                 continue
             keys += [(b, m.sampler, m.scheduler, s) for s in range(seeds)]
-    _JOBS.update(boxes=boxes, surrogates=surrogates, trials=trials, workers=workers)
+    _JOBS.update(boxes=boxes, surrogates=surrogates, trials=trials, workers=workers, cache=cache)
     out: dict[tuple[int, Method], list] = {}
     seconds: dict[Method, float] = {m: 0.0 for m in method_list}
+    hits = 0
     try:
         if jobs > 1:
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
                 results = pool.imap_unordered(_one, keys, chunksize=4)
-                for n, (key, trace, s) in enumerate(results, 1):
-                    _collect(out, seconds, key, trace, s)
+                for n, result in enumerate(results, 1):
+                    hits += _collect(out, seconds, *result)
                     if progress:
                         progress(n, len(keys))
         else:
             for n, key in enumerate(keys, 1):
-                _collect(out, seconds, *_one(key))
+                hits += _collect(out, seconds, *_one(key))
                 if progress:
                     progress(n, len(keys))
     finally:
@@ -195,14 +228,15 @@ def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds:
     traces = {k: [v[s] for s in range(seeds)] for k, v in out.items()}
     for b, m in copies:
         traces[b, m] = traces[b, Method(m.sampler, "none")]
-    return Grid(boxes, surrogates, list(method_list), seeds, trials, workers, traces, seconds)
+    return Grid(boxes, surrogates, list(method_list), seeds, trials, workers, traces, seconds, (hits, len(keys)))
 
 
-def _collect(out, seconds, key, trace, s) -> None:
+def _collect(out, seconds, key, trace, s, hit) -> int:
     b, sampler, scheduler, seed = key
     m = Method(sampler, scheduler)
     out.setdefault((b, m), {})[seed] = trace
     seconds[m] += s
+    return int(hit)
 
 
 # --- does the replay tell the truth? -------------------------------------------------------------
@@ -362,8 +396,9 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
     out = ["# Optimisers on particle-physics workloads\n",
            f"Every sampler x scheduler replayed against the recorded tables below, seeds 0-{grid.seeds - 1}, "
            f"{grid.trials} trials each, {grid.workers} trials at a time in simulated time (`benchmark/replay.py`, "
-           f"`benchmark/compare.py`). Made by `{command}` in {wall_s:.0f} s on this machine "
-           f"(replay CPU time per method, all blackboxes and seeds: "
+           f"`benchmark/compare.py`). Made by `{command}` in {wall_s:.0f} s on this machine"
+           + (f", {grid.cached[0]} of its {grid.cached[1]} replays read from the cache" if grid.cached[0] else "")
+           + " (each method's replay time from scratch, all blackboxes and seeds: "
            + ", ".join(f"{m.label} {s:.1f} s" for m, s in grid.seconds.items()) + ").\n",
            "Normalised regret: 0 is the table's best full-budget configuration, 1 its worst. IQM: interquartile "
            "mean over seeds, [bootstrap 95 % interval]. Ranks: per blackbox and seed, 1 = least regret.\n",
@@ -444,8 +479,8 @@ def _md(table, header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLERS,
           schedulers: Sequence[str] = SCHEDULERS, seeds: int = 20, trials: int = 100, workers: int = 2,
-          jobs: int = 1, stability: bool = True, live: Sequence[Path] = (), command: str = "bench compare",
-          log=print) -> Path:
+          jobs: int = 1, stability: bool = True, live: Sequence[Path] = (), cache: Path | None = None,
+          command: str = "bench compare", log=print) -> Path:
     """Replay every method on every searched study of ``tables``; write the page ``out`` and its figures
     beside it. With ``stability``, the grid is replayed again with a second surrogate per blackbox (the
     nearest neighbour alone, or the 3 nearest where the chosen one is the nearest alone), and the page
@@ -471,13 +506,13 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
             log(f"  {n}/{total} replays, {time.perf_counter() - t0:.0f} s")
 
     grid = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs,
-                    surrogates=surrogates, progress=progress)
+                    surrogates=surrogates, cache=cache, progress=progress)
     check = None
     if stability:
         other = [Surrogate(b, 3 if s.k == 1 else 1) for b, s in zip(boxes, surrogates)]
         log("stability: the same replays with a second surrogate")
         alt = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
-                       progress=progress)
+                       cache=cache, progress=progress)
         a, b = mean_ranks(grid)[:, -1], mean_ranks(alt)[:, -1]
         check = {"tau": kendall(a, b), "text": (
             f"with a second surrogate per blackbox (k = {', '.join(str(s.k) for s in other)} instead of "

@@ -135,6 +135,21 @@ def test_regret_iqm_bootstrap_ranks_and_holm_by_hand():
     assert all(p < 0.05 for *_, p in sig)
 
 
+def test_a_cached_grid_is_the_same_grid(tmp_path):
+    box = known_box()
+    method_list = compare.methods(["random", "tpe"], ["asha"])
+    first = compare.run_grid([box], method_list, seeds=2, trials=15, cache=tmp_path / "cache", jobs=2)
+    again = compare.run_grid([box], method_list, seeds=2, trials=15, cache=tmp_path / "cache")
+    assert first.cached == (0, 4) and again.cached == (4, 4) and len(list((tmp_path / "cache").glob("*.npz"))) == 4
+    for key, traces in first.traces.items():
+        for a, b in zip(traces, again.traces[key]):
+            np.testing.assert_array_equal(a.value, b.value)
+            np.testing.assert_array_equal(a.trial_epochs, b.trial_epochs)
+    assert again.seconds == pytest.approx(first.seconds)  # the time each replay took when it ran
+    other = compare.run_grid([box], method_list, seeds=2, trials=16, cache=tmp_path / "cache")
+    assert other.cached == (0, 4)  # another budget is another replay
+
+
 def test_average_ranks_and_time_to_reach_on_a_grid():
     box = hand_box([[0.6, 0.7], [0.5, 0.9], [0.8, 0.8]])
     grid = compare.run_grid([box], compare.methods(["random", "tpe"], ["none", "asha"]), seeds=3, trials=5,
