@@ -16,6 +16,7 @@ Example:
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,7 +120,8 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
         for i, (ax, (label, _)) in enumerate(zip(block.subplots(n_rows, 1, squeeze=False)[:, 0], rows)):
             ax.imshow(strips[i], norm=norm, cmap=cmap, aspect="auto", interpolation="nearest")
             ax.set_yticks([])
-            ax.set_ylabel(label, fontsize=9)
+            # horizontal, wrapped: long labels (a recipe's name) do not run into the next row's
+            ax.set_ylabel(textwrap.fill(label, 22, break_on_hyphens=False), fontsize=8, rotation=0, ha="right", va="center")
             ax.set_xticks(centres, columns if i == 0 else [], fontsize=9)
             ax.xaxis.set_ticks_position("top")
             ax.tick_params(length=0)
