@@ -199,13 +199,14 @@ def test_cli_replay_and_compare(table, tmp_path, capsys):
     assert code == 0 and "rec/resnet15: 25 configs x 3 epoch(s)" in out and "held-out MAE" in out
     page = tmp_path / "board" / "optimizers.md"
     code, out, err = run_cli(capsys, "compare", str(table), "--seeds", "3", "--trials", "10", "--jobs", "2",
-                             "--samplers", "random", "tpe", "--out", str(page))
+                             "--samplers", "random", "tpe", "--out", str(page), "--cache", str(tmp_path / "cache"))
     assert code == 0, err
     text = page.read_text()
     for part in ("rec/resnet15", "rec/logreg", "tpe + asha", "Stability:", "Search efficiency", "Kendall"):
         assert part in text, part
     for fig in ("optimizers_regret_trials.png", "optimizers_regret_time.png", "optimizers_rank.png"):
         assert (page.parent / fig).stat().st_size > 1000
+    assert list((tmp_path / "cache").glob("*.npz"))
 
 
 def test_live_searches_are_read_in_the_order_their_trials_ended(table, tmp_path):
