@@ -168,13 +168,11 @@ class Grid:
     traces: dict[tuple[int, Method], list[Trace]]
     seconds: dict[Method, float]  # replay CPU time per method, summed over blackboxes and seeds
     cached: tuple[int, int] = (0, 0)  # replays read from the cache, of all replayed
+    _regrets: dict = dataclasses.field(default_factory=dict, repr=False)  # (axis, blackbox) -> array, once
 
     def regret_by_trials(self, b: int) -> np.ndarray:
         """``[method, seed, trial]``: normalised regret after each ended trial."""
-        box = self.boxes[b]
-        lo, hi = box.finals.min(), box.finals.max()
-        return np.array([[normalised_regret(t.best_after_trials(self.trials), lo, hi)
-                          for t in self.traces[b, m]] for m in self.methods])
+        return self._regret("trials", b, lambda t: t.best_after_trials(self.trials))
 
     def time_grid(self, b: int) -> np.ndarray:
         """Evenly spaced up to the time budget: random search's median time for its trials (without early
@@ -186,10 +184,15 @@ class Grid:
 
     def regret_by_time(self, b: int) -> np.ndarray:
         """``[method, seed, time point]`` on :meth:`time_grid`."""
-        box, grid = self.boxes[b], self.time_grid(b)
-        lo, hi = box.finals.min(), box.finals.max()
-        return np.array([[normalised_regret(t.best_at(grid), lo, hi) for t in self.traces[b, m]]
-                         for m in self.methods])
+        grid = self.time_grid(b)
+        return self._regret("time", b, lambda t: t.best_at(grid))
+
+    def _regret(self, axis: str, b: int, incumbent) -> np.ndarray:
+        if (axis, b) not in self._regrets:
+            lo, hi = self.boxes[b].finals.min(), self.boxes[b].finals.max()
+            self._regrets[axis, b] = np.array([[normalised_regret(incumbent(t), lo, hi) for t in self.traces[b, m]]
+                                               for m in self.methods])
+        return self._regrets[axis, b]
 
 
 def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds: int = 20, trials: int = 100,
@@ -411,8 +414,8 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
         rows.append([box.name, box.task, box.study, f"{box.n_train:,}", len(box.configs), box.failed, box.max_epochs,
                      f"{box.times.sum() / 3600:.2f}", (sources or {}).get(box.name, ""), h["k"], f"{h['mae']:.4f}",
                      f"{h['relative']:.2f}", f"{h['spearman']:.3f}"])
-    out.append(_md(table, ["blackbox", "task", "study", "n_train", "configs", "failed", "epochs",
-                               "recorded trial hours", "table", "k", "held-out MAE", "MAE / std", "Spearman"], rows))
+    out.append(table([["blackbox", "task", "study", "n_train", "configs", "failed", "epochs",
+                               "recorded trial hours", "table", "k", "held-out MAE", "MAE / std", "Spearman"], *rows]))
     out.append("\nHeld-out: 5-fold cross-validation of the final best validation AUC (`Surrogate.holdout`).\n")
     # overall ranking
     r_trials, r_time = mean_ranks(grid)[:, -1], mean_ranks(grid, "time")[:, QUARTER]
@@ -425,8 +428,8 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
         rows.append([lab, f"{r_trials[i]:.2f}", f"{r_time[i]:.2f}", _ci(mid, low, high), ", ".join(beats) or "-"])
     rows.sort(key=lambda row: float(row[1]))
     out += [f"\n## Overall, after {grid.trials} trials\n",
-            _md(table, ["method", f"average rank at {grid.trials} trials", "average rank at 1/4 of the time budget",
-                            "IQM regret, pooled", "significantly better than (Holm-adjusted Mann-Whitney, pooled)"], rows)]
+            table([["method", f"average rank at {grid.trials} trials", "average rank at 1/4 of the time budget",
+                            "IQM regret, pooled", "significantly better than (Holm-adjusted Mann-Whitney, pooled)"], *rows])]
     if stability:
         out.append(f"\nStability: {stability['text']}\n")
     for path in figure_paths:
@@ -436,8 +439,8 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
         rows = []
         for lab in labels:
             rows.append([lab, _ci(*bootstrap_iqm(by_trials[b][lab])), _ci(*bootstrap_iqm(by_time[b][lab]))])
-        out += [f"\n### {box.name}\n", _md(table, ["method", f"IQM regret at {grid.trials} trials",
-                                                      "IQM regret at 1/4 of the time budget"], rows)]
+        out += [f"\n### {box.name}\n", table([["method", f"IQM regret at {grid.trials} trials",
+                                                      "IQM regret at 1/4 of the time budget"], *rows])]
         sig = pairwise(by_trials[b])
         out.append("\nSignificant at " + f"{grid.trials} trials (Holm-adjusted p < {ALPHA}): "
                    + ("; ".join(f"{a} < {w} (p {p:.1e})" for a, w, p in sig[:12]) or "none")
@@ -450,9 +453,9 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
                 "Live: `bench run` searches with real training on the table's data and budget, one per sampler "
                 "seed. Each one's incumbent (best validation AUC) after each ended trial, against the replays of "
                 "the same method.\n",
-                _md(table, ["blackbox", "method", "live runs", "trials", "points inside the replays' range",
+                table([["blackbox", "method", "live runs", "trials", "points inside the replays' range",
                             "inside their 10-90 % band", "live incumbents at the end",
-                            "replays at the end: min / IQM / max"], rows)]
+                            "replays at the end: min / IQM / max"], *rows])]
     eff = efficiency(grid)
     if eff:
         rows = []
@@ -463,8 +466,8 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
         out += ["\n## Search efficiency: TPE + ASHA against random search without early stopping\n",
                 "Target: random search's final best validation AUC (IQM over seeds). Time and epochs: median over "
                 "the seeds that reach it.\n",
-                _md(table, ["blackbox", "target", "tpe + asha reach", "its time (s)", "its epochs", "random reach",
-                                "its time (s)", "its epochs", "speed-up (time)"], rows)]
+                table([["blackbox", "target", "tpe + asha reach", "its time (s)", "its epochs", "random reach",
+                                "its time (s)", "its epochs", "speed-up (time)"], *rows])]
     return "\n".join(out) + "\n"
 
 
@@ -474,10 +477,6 @@ def _order(rank: np.ndarray, method_list: Sequence[Method]) -> str:
 
 def _num(v, digits: int = 0) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
-
-
-def _md(table, header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    return table([list(header), *rows])
 
 
 def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLERS,

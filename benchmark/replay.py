@@ -181,8 +181,8 @@ class Surrogate:
 
     def _predict(self, x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d = np.sqrt(((self._x[rows] - x) ** 2).sum(axis=1))
-        near = rows[np.argsort(d, kind="stable")[: self.k]]
-        dn = np.sort(d, kind="stable")[: self.k]
+        order = np.argsort(d, kind="stable")[: self.k]
+        near, dn = rows[order], d[order]
         if dn[0] < 1e-12:  # a recorded config: its own curve
             near, w = near[:1], np.ones(1)
         else:
