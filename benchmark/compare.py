@@ -149,13 +149,18 @@ def _one_thread() -> None:
 
 def _fingerprint(box: Blackbox, k: int, *rest) -> str:
     """What a replay depends on: the blackbox's recorded arrays, configs and space, the surrogate's k, the
-    method, seed, trials and workers, and the Optuna version."""
+    method, seed, trials and workers, the Optuna version, and the replay's and the samplers' code."""
     import hashlib
     import json
 
     import optuna
 
+    from benchmark import replay as replay_code
+    from benchmark import strategies
+
     h = hashlib.sha256()
+    for module in (replay_code, strategies):
+        h.update(Path(module.__file__).read_bytes())
     for a in (box.curves, box.times):
         h.update(np.ascontiguousarray(a, dtype=float).tobytes())
     h.update(json.dumps([list(box.configs), box.space.declared(), k, rest, optuna.__version__],
@@ -176,7 +181,7 @@ class Grid:
     traces: dict[tuple[int, Method], list[Trace]]
     seconds: dict[Method, float]  # replay CPU time per method, summed over blackboxes and seeds
     cached: tuple[int, int] = (0, 0)  # replays read from the cache, of all replayed
-    _regrets: dict = dataclasses.field(default_factory=dict, repr=False)  # (axis, blackbox) -> array, once
+    _regrets: dict = dataclasses.field(default_factory=dict, init=False, repr=False)  # (axis, blackbox) -> array, once
 
     def regret_by_trials(self, b: int) -> np.ndarray:
         """``[method, seed, trial]``: normalised regret after each ended trial."""
@@ -347,6 +352,19 @@ def efficiency(grid: Grid, fast: Method = Method("tpe", "asha"), slow: Method = 
                          float(np.median([r[1] for r in reached])) if reached else None)
         rows.append(row)
     return rows
+
+
+def agreement(grid: Grid, other: Grid) -> tuple[int, int, int]:
+    """The significant pairwise differences at the last trial count, per blackbox, of ``grid``: how many
+    there are, how many ``other`` (the same replays with other surrogates) finds significant the same way,
+    and how many it finds significant the other way."""
+    a, b = final_regrets(grid)[0], final_regrets(other)[0]
+    total = kept = flipped = 0
+    for box in a:
+        theirs = {(x, y) for x, y, _ in pairwise(b[box])}
+        for x, y, _ in pairwise(a[box]):
+            total, kept, flipped = total + 1, kept + ((x, y) in theirs), flipped + ((y, x) in theirs)
+    return total, kept, flipped
 
 
 def kendall(a: Sequence[float], b: Sequence[float]) -> float:
@@ -524,10 +542,13 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
         alt = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
                        cache=cache, progress=progress)
         a, b = mean_ranks(grid)[:, -1], mean_ranks(alt)[:, -1]
-        check = {"tau": kendall(a, b), "text": (
+        total, kept, flipped = agreement(grid, alt)
+        check = {"tau": kendall(a, b), "pairs": (total, kept, flipped), "text": (
             f"with a second surrogate per blackbox (k = {', '.join(str(s.k) for s in other)} instead of "
-            f"{', '.join(str(s.k) for s in surrogates)}), the methods' average ranks at {trials} trials keep "
-            f"Kendall's tau = {kendall(a, b):.2f} with the ones above (1: the same order). Order here: "
+            f"{', '.join(str(s.k) for s in surrogates)}), {kept} of the {total} significant differences per "
+            f"blackbox above are significant the same way and {flipped} the other way. The methods' average "
+            f"ranks at {trials} trials keep Kendall's tau = {kendall(a, b):.2f} with the ones above (1: the same "
+            f"order; where most differences are not significant, the order is mostly noise). Order here: "
             f"{_order(a, method_list)}; with the second surrogate: {_order(b, method_list)}.")}
     checks = []
     for search in live_searches(live, boxes) if live else []:

@@ -19,7 +19,8 @@ _SAMPLERS: dict[str, Callable] = {
     "random": lambda optuna, seed: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": lambda optuna, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
     "gp": lambda optuna, seed: optuna.samplers.GPSampler(seed=seed),
-    "qmc": lambda optuna, seed: optuna.samplers.QMCSampler(seed=seed),
+    # scrambled: an unscrambled Sobol sequence is the same whatever the seed
+    "qmc": lambda optuna, seed: optuna.samplers.QMCSampler(seed=seed, scramble=True),
 }
 SAMPLERS: tuple[str, ...] = tuple(_SAMPLERS)
 SCHEDULERS: tuple[str, ...] = ("asha", "none")

@@ -10,7 +10,7 @@ from test_cli import run_cli
 from test_tabular import space_config, trial, write_run, write_study
 
 from benchmark import compare, tabular
-from benchmark.replay import Blackbox, Rungs, Surrogate, blackboxes, list_proposer, replay
+from benchmark.replay import Blackbox, Rungs, Surrogate, blackboxes, list_proposer, optuna_proposer, replay
 from benchmark.search_space import parse_space
 
 # one float on a log scale and one categorical: the answer is known everywhere
@@ -120,6 +120,22 @@ def test_a_replay_is_determined_by_its_seed(sampler):
     assert not np.array_equal(a.value, c.value)
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe", "cmaes", "qmc"])
+def test_another_seed_asks_other_configs_beyond_the_first_trial(sampler):
+    """Each seed its own sequence (an unscrambled QMC sequence is the same whatever the seed: only its first,
+    independently drawn, trial would differ)."""
+    asked = []
+    for seed in (3, 4):
+        ask, tell = optuna_proposer(known_box().space, sampler, seed)
+        lrs = []
+        for _ in range(6):
+            handle, config = ask()
+            lrs.append(config["lr"])
+            tell(handle, 0.5)
+        asked.append(lrs[1:])
+    assert all(a != b for a, b in zip(*asked))
+
+
 # --- the arithmetic ---
 
 def test_regret_iqm_bootstrap_ranks_and_holm_by_hand():
@@ -161,6 +177,19 @@ def test_average_ranks_and_time_to_reach_on_a_grid():
     reached = compare.time_to_reach(t, float(t.value.max()))
     assert reached is not None and t.time[reached[1] - 1] == reached[0]
     assert compare.time_to_reach(t, 2.0) is None
+
+
+def test_the_stability_check_counts_significant_pairs_kept_and_reversed():
+    box = known_box()
+    method_list = compare.methods(["random", "tpe"], ["none"])
+    grid = compare.run_grid([box], method_list, seeds=12, trials=12, surrogates=[Surrogate.fit(box)])
+    cut = compare.run_grid([box], method_list, seeds=12, trials=1, surrogates=[Surrogate.fit(box)])
+    # tpe's searches ended after one trial: the worst regret after 12, significantly worse than random's
+    grid = dataclasses.replace(grid, traces={**grid.traces, (0, method_list[1]): cut.traces[0, method_list[1]]})
+    assert [(a, b) for a, b, _ in compare.pairwise(compare.final_regrets(grid)[0][0])] == [("random", "tpe")]
+    assert compare.agreement(grid, grid) == (1, 1, 0)
+    swapped = dataclasses.replace(grid, traces={(0, m): grid.traces[0, o] for m, o in zip(method_list, method_list[::-1])})
+    assert compare.agreement(grid, swapped) == (1, 0, 1)
 
 
 # --- from an exported table, through the CLI ---
