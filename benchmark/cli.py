@@ -428,7 +428,7 @@ class RunCommand(Command):
                   f"  bench {' '.join(again)} --resume", file=sys.stderr)
             return 130
         try:  # merged with the board, under a file lock
-            leaderboard.update(spec.runs_dir, board)
+            leaderboard.update(spec.runs_dir, board, runs=[outcome.run_dir.name])
         except (OSError, BenchError) as e:  # the results are saved; only the board could not be written
             print(f"bench: warning: leaderboard not updated ({e}); run `bench leaderboard --rebuild` later",
                   file=sys.stderr)

@@ -31,6 +31,7 @@ import math
 import shlex
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import records
@@ -121,9 +122,9 @@ def collect(runs_dir: Path) -> list[Row]:
     return _best(_scan(Path(runs_dir)))
 
 
-def _scan(runs_dir: Path) -> list[Row]:
+def _scan(runs_dir: Path, names: Sequence[str] | None = None) -> list[Row]:
     runs, rows = {}, []
-    for path in sorted(runs_dir.glob(f"*/*/*/{records.RESULT}")):
+    for path in sorted(p for name in (names or ["*"]) for p in runs_dir.glob(f"{name}/*/*/{records.RESULT}")):
         try:
             rows.append(_row(path.parent, runs))
         except BenchError as e:
@@ -216,9 +217,10 @@ def _run_record(run_dir: Path) -> records.RunRecord:
 
 # --- writing the board ---------------------------------------------------------------------------
 
-def update(runs_dir: Path, out_dir: Path) -> list[Row]:
-    """Merge every run in ``runs_dir`` into the board in ``out_dir``, under a file lock."""
-    return _write_board(Path(runs_dir), Path(out_dir), fresh=False)
+def update(runs_dir: Path, out_dir: Path, runs: Sequence[str] | None = None) -> list[Row]:
+    """Merge the runs named ``runs`` (default: every run) in ``runs_dir`` into the board in ``out_dir``,
+    under a file lock. ``bench run`` merges its own run only: a board gets the rows of the runs that name it."""
+    return _write_board(Path(runs_dir), Path(out_dir), fresh=False, names=runs)
 
 
 def rebuild(runs_dir: Path, out_dir: Path) -> list[Row]:
@@ -226,7 +228,7 @@ def rebuild(runs_dir: Path, out_dir: Path) -> list[Row]:
     return _write_board(Path(runs_dir), Path(out_dir), fresh=True)
 
 
-def _write_board(runs_dir: Path, out_dir: Path, *, fresh: bool) -> list[Row]:
+def _write_board(runs_dir: Path, out_dir: Path, *, fresh: bool, names: Sequence[str] | None = None) -> list[Row]:
     from filelock import FileLock
 
     make_dir(out_dir, fix="pass a writable --leaderboard-dir / --out")
@@ -236,7 +238,7 @@ def _write_board(runs_dir: Path, out_dir: Path, *, fresh: bool) -> list[Row]:
             for path in stale:
                 path.unlink(missing_ok=True)
             shutil.rmtree(out_dir / ARRAYS_DIR, ignore_errors=True)
-        rows = _best(_scan(runs_dir) + _published(out_dir))  # a run directory's row wins a tie
+        rows = _best(_scan(runs_dir, names) + _published(out_dir))  # a run directory's row wins a tie
         _store_arrays(rows, out_dir)
         _write_figures(rows, out_dir)
         atomic_write_text(out_dir / CSV_NAME, format_csv(rows))

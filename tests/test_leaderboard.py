@@ -144,6 +144,15 @@ def test_on_a_tie_the_row_with_more_seeds_wins(tmp_path):
     assert [r.run_id for r in leaderboard.update(runs, out)] == ["zz-better"]  # validation decides first
 
 
+def test_an_update_naming_its_runs_merges_those_alone(tmp_path):
+    """What ``bench run`` does: a board gets the rows of the run that names it, not of every run beside it."""
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "board-run", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.80, repeats=3)
+    write_study(runs, "table-run", "ee_gamma", "xgboost", val_auc=0.9, test_auc=0.90)
+    assert [r.run_id for r in leaderboard.update(runs, out, runs=["board-run"])] == ["board-run"]
+    assert sorted(r.run_id for r in leaderboard.update(runs, out)) == ["board-run", "table-run"]
+
+
 def test_markdown_marks_literature_and_shows_pictures_and_commands(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "board"
     write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.812, repeats=3)
@@ -355,10 +364,11 @@ def test_bench_run_publishes_to_the_leaderboard_dir_after_the_search(tmp_path, c
     seen = {}
     monkeypatch.setattr(benchmark.runner, "run", lambda spec: seen.setdefault("spec", spec) and benchmark.runner.Outcome(
         tmp_path / "runs" / spec.name, ()))
-    monkeypatch.setattr(leaderboard, "update", lambda runs_dir, out_dir: seen.setdefault("board", (runs_dir, out_dir)))
+    monkeypatch.setattr(leaderboard, "update", lambda runs_dir, out_dir, runs: seen.setdefault("board", (runs_dir, out_dir, runs)))
     code, _, _ = run_cli(capsys, "run", "--task", "hcal_dqm", "--model", "svm", "--runs-dir", str(tmp_path / "runs"),
-                         "--leaderboard-dir", str(tmp_path / "lb"))
-    assert code == 0 and seen["board"] == (tmp_path / "runs", tmp_path / "lb") and seen["spec"].runs_dir == tmp_path / "runs"
+                         "--leaderboard-dir", str(tmp_path / "lb"), "--name", "mine")
+    assert code == 0 and seen["spec"].runs_dir == tmp_path / "runs"
+    assert seen["board"] == (tmp_path / "runs", tmp_path / "lb", ["mine"])  # this run's rows alone
 
 
 # A study directory as the first release wrote it (schema 1: no schema_version, trials.json a bare list).
