@@ -16,6 +16,7 @@ same on the regrets pooled over blackboxes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import multiprocessing
 import time
@@ -147,6 +148,17 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+@functools.cache
+def _code_digest() -> bytes:
+    """The replay's and the samplers' code, read once per process: a replay made by other code is another."""
+    import hashlib
+
+    from benchmark import replay as replay_code
+    from benchmark import strategies
+
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (replay_code, strategies))).digest()
+
+
 def _fingerprint(box: Blackbox, k: int, *rest) -> str:
     """What a replay depends on: the blackbox's recorded arrays, configs and space, the surrogate's k, the
     method, seed, trials and workers, the Optuna version, and the replay's and the samplers' code."""
@@ -155,12 +167,7 @@ def _fingerprint(box: Blackbox, k: int, *rest) -> str:
 
     import optuna
 
-    from benchmark import replay as replay_code
-    from benchmark import strategies
-
-    h = hashlib.sha256()
-    for module in (replay_code, strategies):
-        h.update(Path(module.__file__).read_bytes())
+    h = hashlib.sha256(_code_digest())
     for a in (box.curves, box.times):
         h.update(np.ascontiguousarray(a, dtype=float).tobytes())
     h.update(json.dumps([list(box.configs), box.space.declared(), k, rest, optuna.__version__],
@@ -230,7 +237,8 @@ def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds:
     hits = 0
     try:
         if jobs > 1:
-            with multiprocessing.get_context("fork").Pool(jobs, initializer=_one_thread) as pool:
+            gp = any(m.sampler == "gp" for m in method_list)  # the only one that computes with torch
+            with multiprocessing.get_context("fork").Pool(jobs, initializer=_one_thread if gp else None) as pool:
                 results = pool.imap_unordered(_one, keys, chunksize=4)
                 for n, result in enumerate(results, 1):
                     hits += _collect(out, seconds, *result)
@@ -361,9 +369,9 @@ def agreement(grid: Grid, other: Grid) -> tuple[int, int, int]:
     a, b = final_regrets(grid)[0], final_regrets(other)[0]
     total = kept = flipped = 0
     for box in a:
-        theirs = {(x, y) for x, y, _ in pairwise(b[box])}
-        for x, y, _ in pairwise(a[box]):
-            total, kept, flipped = total + 1, kept + ((x, y) in theirs), flipped + ((y, x) in theirs)
+        ours, theirs = ({(x, y) for x, y, _ in pairwise(f[box])} for f in (a, b))
+        total, kept = total + len(ours), kept + len(ours & theirs)
+        flipped += sum((y, x) in theirs for x, y in ours)
     return total, kept, flipped
 
 
@@ -417,7 +425,7 @@ def figures(grid: Grid, out_dir: Path, stem: str = "optimizers") -> list[Path]:
 
 
 def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapping], figure_paths: Sequence[Path],
-             stability: Mapping | None = None, sources: Mapping[str, str] | None = None,
+             stability: str | None = None, sources: Mapping[str, str] | None = None,
              checks: Sequence[Mapping] = ()) -> str:
     """``leaderboard/optimizers.md``: blackboxes and surrogates, the overall ranking, each blackbox's
     final regrets and significant differences, the search-efficiency row, the stability check."""
@@ -457,7 +465,7 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
             table([["method", f"average rank at {grid.trials} trials", "average rank at 1/4 of the time budget",
                             "IQM regret, pooled", "significantly better than (Holm-adjusted Mann-Whitney, pooled)"], *rows])]
     if stability:
-        out.append(f"\nStability: {stability['text']}\n")
+        out.append(f"\nStability: {stability}\n")
     for path in figure_paths:
         out.append(f"\n![{path.stem}]({path.name})\n")
     out.append("\n## Per blackbox: final regret\n")
@@ -543,13 +551,13 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
                        cache=cache, progress=progress)
         a, b = mean_ranks(grid)[:, -1], mean_ranks(alt)[:, -1]
         total, kept, flipped = agreement(grid, alt)
-        check = {"tau": kendall(a, b), "pairs": (total, kept, flipped), "text": (
+        check = (
             f"with a second surrogate per blackbox (k = {', '.join(str(s.k) for s in other)} instead of "
             f"{', '.join(str(s.k) for s in surrogates)}), {kept} of the {total} significant differences per "
             f"blackbox above are significant the same way and {flipped} the other way. The methods' average "
             f"ranks at {trials} trials keep Kendall's tau = {kendall(a, b):.2f} with the ones above (1: the same "
             f"order; where most differences are not significant, the order is mostly noise). Order here: "
-            f"{_order(a, method_list)}; with the second surrogate: {_order(b, method_list)}.")}
+            f"{_order(a, method_list)}; with the second surrogate: {_order(b, method_list)}.")
     checks = []
     for search in live_searches(live, boxes) if live else []:
         if (search.box, search.method) not in grid.traces:
