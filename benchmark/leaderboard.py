@@ -124,7 +124,7 @@ def collect(runs_dir: Path) -> list[Row]:
 
 def _scan(runs_dir: Path, names: Sequence[str] | None = None) -> list[Row]:
     runs, rows = {}, []
-    for path in sorted(p for name in (names or ["*"]) for p in runs_dir.glob(f"{name}/*/*/{records.RESULT}")):
+    for path in sorted(p for name in (["*"] if names is None else names) for p in runs_dir.glob(f"{name}/*/*/{records.RESULT}")):
         try:
             rows.append(_row(path.parent, runs))
         except BenchError as e:

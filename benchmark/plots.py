@@ -109,13 +109,14 @@ def recon_figure(task: TaskSpec, recon_by_model: Mapping[str, Mapping[str, np.nd
     cmap = colormaps["viridis"].with_extremes(bad="white")  # NaN: the gaps between samples
     blocks = np.atleast_1d(fig.subfigures(n_channels, 1))
     for c, (block, channel) in enumerate(zip(blocks, task.channel_names)):
-        block.suptitle(f"channel: {channel}", fontweight="bold")
         cells = np.stack([images[:, c] for _, images in rows])
         strips, centres = _strips(cells)
         # one colour scale per channel for every image of it (originals, reconstructions, class means):
         # symmetric-logarithmic, four decades below the brightest original pixel, so sparse showers stay
         # visible, an empty layer stays empty (the bottom colour) and a reconstruction's amplitude is comparable
         top = float(np.nanmax(np.abs(cells[0]))) or 1.0
+        # the scale's top in the title: a nearly empty layer's scale is tiny, and its faint noise looks bright
+        block.suptitle(f"channel: {channel} (colour scale top {top:.2g})", fontweight="bold")
         norm = SymLogNorm(linthresh=1e-4 * top, vmin=min(0.0, float(np.nanmin(cells[0]))), vmax=top)
         for i, (ax, (label, _)) in enumerate(zip(block.subplots(n_rows, 1, squeeze=False)[:, 0], rows)):
             ax.imshow(strips[i], norm=norm, cmap=cmap, aspect="auto", interpolation="nearest")

@@ -150,6 +150,7 @@ def test_an_update_naming_its_runs_merges_those_alone(tmp_path):
     write_study(runs, "board-run", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.80, repeats=3)
     write_study(runs, "table-run", "ee_gamma", "xgboost", val_auc=0.9, test_auc=0.90)
     assert [r.run_id for r in leaderboard.update(runs, out, runs=["board-run"])] == ["board-run"]
+    assert [r.run_id for r in leaderboard.update(runs, out, runs=[])] == ["board-run"]  # no run: the board as it was
     assert sorted(r.run_id for r in leaderboard.update(runs, out)) == ["board-run", "table-run"]
 
 
