@@ -451,8 +451,14 @@ def _cells(r: Row, rank: int) -> tuple[str, ...]:
 
 
 def _name(r: Row) -> str:
-    """How the board names a row's model: a reference recipe's rows say so."""
-    return f"{r.model} · recipe {r.recipe} (untuned)" if r.recipe else r.model
+    """How the board names a row's model: a reference recipe's rows say so, and what the suite changed
+    in the recipe on that task (:attr:`benchmark.recipes.Recipe.on_task`)."""
+    from benchmark.recipes import RECIPES
+
+    if not r.recipe:
+        return r.model
+    changed = RECIPES[r.recipe].on_task.get(r.task, {}) if r.recipe in RECIPES else {}
+    return f"{r.model} · recipe {r.recipe} (untuned{''.join(f'; {k} {v}' for k, v in changed.items())})"
 
 
 def _protocol_text(rows: list[Row]) -> str:

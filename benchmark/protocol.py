@@ -39,7 +39,7 @@ _RECIPES = ("e2e-resnet15", "ae-vae-lr1e-3", "ae-vae-lr3e-4", "topo-dnn-emb1")
 PROTOCOLS: Mapping[str, Mapping[str, Preset]] = {
     "board": {p.task: p for p in (
         Preset("ee_gamma", n_train=12_000, trials=6, max_epochs=8, recipes=_RECIPES),
-        Preset("quark_gluon", n_train=6_000, trials=6, max_epochs=8, recipes=_RECIPES,
+        Preset("quark_gluon", n_train=5_000, trials=6, max_epochs=8, recipes=_RECIPES,
                spaces={m: f"quark_gluon/{m}.yaml" for m in ("resnet15", "vit", "vae", "beta_vae")}),
         Preset("hcal_dqm", n_train=3_000, trials=5, max_epochs=8, recipes=_RECIPES),
         Preset("atlas_topo", n_train=12_000, trials=6, max_epochs=8, recipes=_RECIPES),

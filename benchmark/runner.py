@@ -259,7 +259,7 @@ def check(spec: RunSpec) -> Checked:
         for task in tasks:
             if recipe.applies_to(task.name):
                 try:
-                    create_model(recipe.model, task, recipe.config)
+                    create_model(recipe.model, task, recipe.config_for(task.name))
                 except (BenchError, TypeError, ValueError) as e:
                     raise ConfigError(f"--recipe {name} on {task.name}: {e}") from None
 
@@ -413,7 +413,7 @@ def _reference(spec: RunSpec, task, recipe, prepared, prep: dict, study_dir: Pat
     with the CPUs of a whole node; its training curve is the study's one trial, ``recipe``."""
     from benchmark.recipes import study_name
 
-    config = dict(recipe.config)
+    config = recipe.config_for(task.name)
     for key in ("epochs", "patience"):
         if key in config:
             config[key] = min(int(config[key]), spec.max_epochs)

@@ -218,9 +218,18 @@ def test_every_reference_recipe_trains_on_tiny_data_of_its_tasks(recipe, tmp_pat
         shape = SHAPES[name]
         task = make_tiny_task(name=name, image_shape=shape, channel_names=tuple(f"c{i}" for i in range(shape[0])))
         train, val = make_split(shape, 24, 1, tmp_path), make_split(shape, 16, 2, tmp_path)
-        model = create_model(r.model, task, {**r.config, "epochs": 1, "patience": 1}, plan=DevicePlan(threads=1))
+        model = create_model(r.model, task, {**r.config_for(name), "epochs": 1, "patience": 1}, plan=DevicePlan(threads=1))
         model.fit(train, val)
         assert np.isfinite(model.score(val)).all() and model.training_summary()["epochs"] == 1
+
+
+def test_recipes_see_quark_gluons_jets_pooled_and_the_other_tasks_images_as_they_are():
+    from benchmark.tasks import get_task
+
+    for name in ("e2e-resnet15", "ae-vae-lr1e-3", "ae-vae-lr3e-4"):
+        r = RECIPES[name]
+        assert create_model(r.model, get_task("quark_gluon"), r.config_for("quark_gluon")).input_shape == (3, 62, 62)
+        assert r.config_for("ee_gamma") == dict(r.config) and "pool" not in r.config
 
 
 @pytest.mark.parametrize(("name", "config", "match"), [
