@@ -43,6 +43,8 @@ table: setup
 	  $(BIN)/bench run --task $(TASK) --model $$1 --trials $$2 $$3 $$4 $$extra $(TABLE_ARGS) --name $$name $$resume || exit 1; \
 	done
 	$(BIN)/bench export runs/table-$(TASK)-mlp runs/table-$(TASK)-xgboost --out leaderboard/tables/$(TASK).parquet
+	$(BIN)/python -c "from pathlib import Path; from benchmark.tabular import tables_page; \
+	  Path('leaderboard/tables/README.md').write_text(tables_page(Path('leaderboard/tables')))"
 
 # Every optimiser x scheduler, 20 seeds, replayed on every recorded table: leaderboard/optimizers.md
 compare: setup

@@ -362,17 +362,24 @@ def efficiency(grid: Grid, fast: Method = Method("tpe", "asha"), slow: Method = 
     return rows
 
 
+def significant(grid: Grid) -> dict[int | None, set[tuple[str, str]]]:
+    """The significant pairs ``(better, worse)`` at the last trial count, per blackbox, and pooled over
+    blackboxes (key None)."""
+    by_trials = final_regrets(grid)[0]
+    out: dict[int | None, set[tuple[str, str]]] = {b: {(x, y) for x, y, _ in pairwise(f)} for b, f in by_trials.items()}
+    pooled = {m.label: np.concatenate([f[m.label] for f in by_trials.values()]) for m in grid.methods}
+    out[None] = {(x, y) for x, y, _ in pairwise(pooled)}
+    return out
+
+
 def agreement(grid: Grid, other: Grid) -> tuple[int, int, int]:
     """The significant pairwise differences at the last trial count, per blackbox, of ``grid``: how many
     there are, how many ``other`` (the same replays with other surrogates) finds significant the same way,
     and how many it finds significant the other way."""
-    a, b = final_regrets(grid)[0], final_regrets(other)[0]
-    total = kept = flipped = 0
-    for box in a:
-        ours, theirs = ({(x, y) for x, y, _ in pairwise(f[box])} for f in (a, b))
-        total, kept = total + len(ours), kept + len(ours & theirs)
-        flipped += sum((y, x) in theirs for x, y in ours)
-    return total, kept, flipped
+    a, b = significant(grid), significant(other)
+    boxes = [box for box in a if box is not None]
+    return (sum(len(a[box]) for box in boxes), sum(len(a[box] & b[box]) for box in boxes),
+            sum((y, x) in b[box] for box in boxes for x, y in a[box]))
 
 
 def kendall(a: Sequence[float], b: Sequence[float]) -> float:
@@ -426,9 +433,14 @@ def figures(grid: Grid, out_dir: Path, stem: str = "optimizers") -> list[Path]:
 
 def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapping], figure_paths: Sequence[Path],
              stability: str | None = None, sources: Mapping[str, str] | None = None,
-             checks: Sequence[Mapping] = ()) -> str:
+             checks: Sequence[Mapping] = (), confirmed: Mapping[int | None, set[tuple[str, str]]] | None = None) -> str:
     """``leaderboard/optimizers.md``: blackboxes and surrogates, the overall ranking, each blackbox's
-    final regrets and significant differences, the search-efficiency row, the stability check."""
+    final regrets and significant differences, the search-efficiency row, the stability check.
+    ``confirmed``: the significant pairs (:func:`significant`) of the replays with the second surrogates;
+    a difference found under both is marked as such."""
+    def mark(box: int | None, better: str, worse: str) -> str:
+        return " (both surrogates)" if confirmed is not None and (better, worse) in confirmed.get(box, ()) else ""
+
     from benchmark.tables import markdown as table
 
     labels = [m.label for m in grid.methods]
@@ -458,7 +470,7 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
     rows = []
     for i, lab in enumerate(labels):
         mid, low, high = bootstrap_iqm(pooled[lab])
-        beats = [w for bt, w, _ in signif if bt == lab]
+        beats = [w + mark(None, lab, w) for bt, w, _ in signif if bt == lab]
         rows.append([lab, f"{r_trials[i]:.2f}", f"{r_time[i]:.2f}", _ci(mid, low, high), ", ".join(beats) or "-"])
     rows.sort(key=lambda row: float(row[1]))
     out += [f"\n## Overall, after {grid.trials} trials\n",
@@ -477,7 +489,7 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
                                                       "IQM regret at 1/4 of the time budget"], *rows])]
         sig = pairwise(by_trials[b])
         out.append("\nSignificant at " + f"{grid.trials} trials (Holm-adjusted p < {ALPHA}): "
-                   + ("; ".join(f"{a} < {w} (p {p:.1e})" for a, w, p in sig[:12]) or "none")
+                   + ("; ".join(f"{a} < {w} (p {p:.1e}){mark(b, a, w)}" for a, w, p in sig[:12]) or "none")
                    + (f"; and {len(sig) - 12} more" if len(sig) > 12 else "") + ".\n")
     if checks:
         rows = [[c["blackbox"], c["method"], len(c["runs"]), c["trials"], f"{c['inside_range']:.0%}",
@@ -519,8 +531,8 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
           command: str = "bench compare", log=print) -> Path:
     """Replay every method on every searched study of ``tables``; write the page ``out`` and its figures
     beside it. With ``stability``, the grid is replayed again with a second surrogate per blackbox (the
-    nearest neighbour alone, or the 3 nearest where the chosen one is the nearest alone), and the page
-    says how far the methods' average ranks moved (Kendall's tau of the two orders)."""
+    ``k`` of the next-least held-out error), and the page marks the significant differences found with
+    both and says how far the methods' average ranks moved (Kendall's tau of the two orders)."""
     from benchmark.files import atomic_write_text
     from benchmark.replay import blackboxes
 
@@ -543,21 +555,27 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
 
     grid = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs,
                     surrogates=surrogates, cache=cache, progress=progress)
-    check = None
+    check = confirmed = None
     if stability:
-        other = [Surrogate(b, 3 if s.k == 1 else 1) for b, s in zip(boxes, surrogates)]
-        log("stability: the same replays with a second surrogate")
+        other = [Surrogate.fit(b, place=1) for b in boxes]
+        log("stability: the same replays with a second surrogate per blackbox (the runner-up k)")
         alt = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
                        cache=cache, progress=progress)
         a, b = mean_ranks(grid)[:, -1], mean_ranks(alt)[:, -1]
         total, kept, flipped = agreement(grid, alt)
+        confirmed = significant(alt)
+        pooled = significant(grid)[None]
+        errors = ", ".join(f"{s.k} ({s.holdout()['mae']:.4f})" for s in other)
         check = (
-            f"with a second surrogate per blackbox (k = {', '.join(str(s.k) for s in other)} instead of "
-            f"{', '.join(str(s.k) for s in surrogates)}), {kept} of the {total} significant differences per "
-            f"blackbox above are significant the same way and {flipped} the other way. The methods' average "
-            f"ranks at {trials} trials keep Kendall's tau = {kendall(a, b):.2f} with the ones above (1: the same "
-            f"order; where most differences are not significant, the order is mostly noise). Order here: "
-            f"{_order(a, method_list)}; with the second surrogate: {_order(b, method_list)}.")
+            f"the same replays with a second surrogate per blackbox, the k of the next-least held-out error "
+            f"(k and its MAE, in the table's order: {errors}). Of the {total} significant differences per "
+            f"blackbox above, {kept} are significant the same way with it and {flipped} the other way; of the "
+            f"{len(pooled)} pooled ones, {len(pooled & confirmed[None])} the same way and "
+            f"{sum((y, x) in confirmed[None] for x, y in pooled)} the other way. Only the differences marked "
+            f"*(both surrogates)* are conclusions of this comparison; the others depend on how the table is "
+            f"interpolated. The methods' average ranks at {trials} trials keep Kendall's tau = {kendall(a, b):.2f} "
+            f"(1: the same order). Order here: {_order(a, method_list)}; with the second surrogate: "
+            f"{_order(b, method_list)}.")
     checks = []
     for search in live_searches(live, boxes) if live else []:
         if (search.box, search.method) not in grid.traces:
@@ -568,6 +586,6 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
             "inside the replays' range")
     paths = figures(grid, Path(out).parent, stem=Path(out).stem)
     page = markdown(grid, command=command, wall_s=time.perf_counter() - t0, holdouts=holdouts,
-                    figure_paths=paths, stability=check, sources=sources, checks=checks)
+                    figure_paths=paths, stability=check, sources=sources, checks=checks, confirmed=confirmed)
     atomic_write_text(Path(out), page)
     return Path(out)

@@ -170,10 +170,12 @@ class Surrogate:
         self._x = self.blackbox.encode(self.blackbox.configs)
 
     @classmethod
-    def fit(cls, blackbox: Blackbox, *, folds: int = 5, seed: int = 0) -> Surrogate:
-        """The surrogate with the ``k`` of :data:`K_CHOICES` whose cross-validated error is least."""
+    def fit(cls, blackbox: Blackbox, *, folds: int = 5, seed: int = 0, place: int = 0) -> Surrogate:
+        """The surrogate with the ``k`` of :data:`K_CHOICES` whose cross-validated error is least
+        (``place`` 1: the runner-up, a second surrogate of about the same error; fewer choices: the last)."""
         errors = {k: cls(blackbox, k).holdout(folds=folds, seed=seed)["mae"] for k in K_CHOICES if k < len(blackbox.configs)}
-        return cls(blackbox, min(errors, key=lambda k: (errors[k], k)))
+        ranked = sorted(errors, key=lambda k: (errors[k], k))
+        return cls(blackbox, ranked[min(place, len(ranked) - 1)])
 
     def predict(self, config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The curve and epoch times of ``config``."""

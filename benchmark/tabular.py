@@ -281,7 +281,11 @@ def _studies_meta(studies: list[_Study]) -> dict[str, Any]:
         keys = dict.fromkeys(CONFIG + k for s in mine for t in s.trials for k in t.config)
         out[name] = {"model": r.model, "recipe": r.recipe, "runs": [s.run_dir.name for s in mine],
                      "config_columns": list(keys), "fidelity": _fidelity_meta(cls, mine),
-                     "spaces": list(spaces.values())}
+                     "spaces": list(spaces.values()),
+                     # each run's search as its result.json has it: the search's own wall time (Ray's start-up
+                     # and the test evaluation left out), the best trial's validation and test AUC
+                     "searches": [{"run": s.run_dir.name, "search_wall_s": s.result.search_wall_s,
+                                   "val_auc": s.result.val_auc, "test_auc": s.result.test.first.auc} for s in mine]}
     return out
 
 
@@ -407,3 +411,42 @@ def _same(wanted: Any, value: Any) -> bool:
 
 def _note(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr)
+
+
+# --- the recorded tables' page -------------------------------------------------------------------
+
+def tables_page(tables_dir: Path) -> str:
+    """``leaderboard/tables/README.md``: what each table of ``tables_dir`` holds and the commands that
+    recorded it, from the tables and their metadata alone (``make table`` rewrites it)."""
+    import numpy as np
+
+    from benchmark.replay import blackboxes
+    from benchmark.tables import markdown
+
+    rows, commands = [], []
+    for path in sorted(Path(tables_dir).glob("*.parquet")):
+        meta = json.loads(metadata_path(path).read_text())
+        for run in meta["runs"].values():
+            commands += [" ".join(inv["argv"]) for inv in run["invocations"] if "export" not in inv["argv"][:2]]
+        for box in blackboxes(path):
+            searches = meta["studies"][box.study].get("searches", [])
+            wall = sum(x["search_wall_s"] for x in searches) / 60 if searches else None
+            best = max(searches, key=lambda x: x["val_auc"])["test_auc"] if searches else None
+            rows.append([path.name, box.study, f"{box.n_train:,}", len(box.configs), box.failed, box.max_epochs,
+                         f"{box.finals.max():.4f}", f"{np.median(box.finals):.4f}",
+                         "-" if wall is None else f"{wall:.1f} min", f"{box.times.sum() / 60:.1f} min",
+                         "-" if best is None else f"{best:.4f}"])
+    return "\n".join([
+        "# Recorded tables\n",
+        "One table per task, replayed by `bench replay` / `bench compare` (README: *Comparing optimisers on the "
+        "recorded tables*): random searches without early stopping on the task's synthetic data, the task's fixed "
+        "validation split scoring every epoch (a trial that stopped itself by its patience keeps its last value). "
+        "`FILE.meta.json` beside each holds the search spaces as declared, every command, the package versions and "
+        "the hardware. Recorded on a 2-core CPU with `make table TASK=<task>` (resumable: run it again after an "
+        "interruption; it rewrites this page from the tables), which ran:\n",
+        "```bash", *dict.fromkeys(commands), "```\n",
+        "and `bench export runs/table-T-mlp runs/table-T-xgboost --out leaderboard/tables/T.parquet`.\n",
+        markdown([["table", "study", "training rows", "configs", "failed", "epochs", "best val AUC", "median val AUC",
+                   "search wall time", "recorded trial time", "test AUC of the best"], *rows]),
+        "\nSearch wall time: the search alone (2 trials at a time on 2 cores), without Ray's start-up and the test "
+        "evaluation; recorded trial time: the sum of every recorded epoch's wall time (what a replay simulates).\n"])

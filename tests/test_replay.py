@@ -190,6 +190,12 @@ def test_the_stability_check_counts_significant_pairs_kept_and_reversed():
     assert compare.agreement(grid, grid) == (1, 1, 0)
     swapped = dataclasses.replace(grid, traces={(0, m): grid.traces[0, o] for m, o in zip(method_list, method_list[::-1])})
     assert compare.agreement(grid, swapped) == (1, 0, 1)
+    assert compare.significant(grid) == {0: {("random", "tpe")}, None: {("random", "tpe")}}  # one blackbox: pooled alike
+    page = lambda other: compare.markdown(grid, command="c", wall_s=1.0, holdouts=[Surrogate(box).holdout()],
+                                          figure_paths=[], confirmed=compare.significant(other))
+    assert page(grid).count("| tpe (both surrogates) |") == 1  # pooled: random beats tpe under both
+    assert page(grid).count(") (both surrogates)") == 1  # the blackbox's line: "random < tpe (p ...) (both surrogates)"
+    assert "(both surrogates)" not in page(swapped)
 
 
 # --- from an exported table, through the CLI ---

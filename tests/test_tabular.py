@@ -318,3 +318,22 @@ def test_syne_tune_replays_the_table_as_a_blackbox(tmp_path, monkeypatch):
         return {(int(e), round(v, 9)) for e, v in zip(rows.epoch, rows.val_auc)}
 
     assert replayed.trial_id.nunique() == 6 and points(replayed) <= points(full)  # every value a recorded one
+
+
+def test_the_tables_page_is_written_from_the_tables_and_their_metadata(tmp_path):
+    run = tmp_path / "runs" / "rec"
+    write_run(run, ("resnet15", "logreg"))
+    write_study(run, "resnet15", [trial("a", space_config("resnet15", lr=1e-3), [0.6, 0.7, 0.8]),
+                                  trial("b", space_config("resnet15", lr=3e-3), [0.5, 0.6, 0.55]),
+                                  trial("c", space_config("resnet15", lr=5e-3), [], status="failed")])
+    write_study(run, "logreg", [trial("l1", {"C": 1.0, "pool": 0}, [0.9], neural=False),
+                                trial("l2", {"C": 0.1, "pool": 4}, [0.85], neural=False)])
+    ((_, path),) = tabular.export([run], tmp_path / "tables" / "t.parquet")
+    meta = json.loads(tabular.metadata_path(path).read_text())
+    assert meta["studies"]["resnet15"]["searches"] == [{"run": "rec", "search_wall_s": 60.0, "val_auc": 0.8, "test_auc": 0.8}]
+    page = tabular.tables_page(tmp_path / "tables")
+    assert " ".join(meta["runs"]["rec"]["invocations"][0]["argv"]) in page  # the command that recorded it
+    rows = {line.split(" | ")[1]: line.split(" | ")[2:10] for line in page.splitlines() if line.startswith("| t.parquet |")}
+    # training rows, configs with full curves, failed, epochs, best and median final val AUC, search wall time
+    assert rows == {"resnet15": ["560", "2", "1", "3", "0.8000", "0.7000", "1.0 min", rows["resnet15"][7]],
+                    "logreg": ["560", "2", "0", "1", "0.9000", "0.8750", "1.0 min", rows["logreg"][7]]}
