@@ -425,6 +425,11 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
         lines = [_HEADERS] + [_cells(r, i + 1) for i, r in enumerate(mine)] + literature
         parts.append(f"## {task_name}\n\n{_task_text(task_name)}\n")
         parts.append(markdown(lines) + "\n")
+        wide = [f"{_name(r)} ±{(r.auc_high - r.auc_low) / 2:.3f}" for r in mine
+                if r.test_auc < WIDE_BELOW and (r.auc_high - r.auc_low) / 2 > WIDE]
+        if wide:
+            parts.append(f"Test AUC intervals wider than ±{WIDE} (where AUC < {WIDE_BELOW}): {', '.join(wide)}: "
+                         "too wide to tell these rows from their neighbours.\n")
         for name, alt in ((f"roc_{task_name}.png", "ROC"), (f"recon_{task_name}.png", "reconstructions")):
             if figures_dir is not None and (Path(figures_dir) / name).is_file():
                 parts.append(f"![{alt}]({name})\n")
@@ -433,6 +438,10 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
             parts.append("Produced by:\n\n```bash\n" + "\n".join(commands) + "\n```\n")
     return "\n".join(parts)
 
+
+#: the board's bar for its intervals: at most +/- WIDE wherever the test AUC is below WIDE_BELOW; rows
+#: wider are named under their task's table
+WIDE, WIDE_BELOW = 0.01, 0.99
 
 _HEADERS = ("#", "model", "data", "train rows", "test AUC [95% CI]", "seeds: median [min, max]", "converged",
             "recon r", "accuracy", "rej@εS=0.5", "rej@εS=0.3", "val AUC", "trials done/pruned/failed", "search",

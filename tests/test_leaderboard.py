@@ -170,6 +170,16 @@ def test_markdown_marks_literature_and_shows_pictures_and_commands(tmp_path):
     assert "bench run --task ee_gamma --model resnet15 --name r1" in md
 
 
+def test_markdown_names_the_rows_whose_interval_misses_the_boards_bar(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.812)  # +/- 0.013 (the helper's)
+    write_study(runs, "r1", "hcal_dqm", "xgboost", val_auc=0.99, test_auc=0.995)  # as wide, but AUC >= 0.99
+    leaderboard.update(runs, out)
+    ee, hcal = (out / "leaderboard.md").read_text().split("## hcal_dqm")
+    assert "Test AUC intervals wider than ±0.01 (where AUC < 0.99): resnet15 ±0.013:" in ee
+    assert "intervals wider" not in hcal
+
+
 def test_table_format_is_aligned_text(tmp_path):
     runs = tmp_path / "runs"
     write_study(runs, "r1", "hcal_dqm", "naive_bayes", val_auc=0.8, test_auc=0.9)
