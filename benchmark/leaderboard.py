@@ -430,6 +430,12 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
         if wide:
             parts.append(f"Test AUC intervals wider than ±{WIDE} (where AUC < {WIDE_BELOW}): {', '.join(wide)}: "
                          "too wide to tell these rows from their neighbours.\n")
+        below = [f"{r.model} {r.auc_median:.3f} against {_name(ref)} {_auc_ci(ref.test_auc, ref.auc_low, ref.auc_high)}"
+                 for r in mine if not r.recipe for ref in mine
+                 if ref.recipe and ref.model == r.model and r.auc_median < ref.auc_low]
+        if below:
+            parts.append("Tuned below its reference recipe (the median over seeds under the recipe's interval): "
+                         f"{'; '.join(below)}.\n")
         for name, alt in ((f"roc_{task_name}.png", "ROC"), (f"recon_{task_name}.png", "reconstructions")):
             if figures_dir is not None and (Path(figures_dir) / name).is_file():
                 parts.append(f"![{alt}]({name})\n")

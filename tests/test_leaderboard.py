@@ -24,10 +24,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: float, test_auc: float,
                 source: str = "synthetic", data_seed: int = 0, repeats: int = 1, cpus: float = 2.0,
-                trial_time_s: float = 7200.0, argv: tuple[str, ...] | None = None) -> Path:
+                trial_time_s: float = 7200.0, argv: tuple[str, ...] | None = None, recipe: str | None = None) -> Path:
     """One study directory as ``benchmark.runner`` leaves it (through ``benchmark.records``, as the
     runner writes it), plus (or extending) its run.json."""
-    study = runs / run_id / task / model
+    study = runs / run_id / task / (model if recipe is None else f"{model}@{recipe}")
     study.mkdir(parents=True, exist_ok=True)
     if source == "real":
         data = {"files": {"b.npy": {"path": "/d/b.npy", "sha256": "bb" * 32},
@@ -45,7 +45,7 @@ def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: floa
         trials={"completed": 3, "pruned": 1, "failed": 0}, best_trial="t1", best_config={"lr": 0.001, "width": 8},
         val_auc=val_auc, test=records.TestMetrics(runs_), n_parameters=1234, search_wall_s=60.0,
         trial_time_s=trial_time_s, epochs_trained=12, resources_per_trial={"cpu": cpus, "gpu": 0.0}, device="cpu",
-        precision="fp32", finished="2026-11-22T16:10:00+0000")
+        precision="fp32", finished="2026-11-22T16:10:00+0000", recipe=recipe)
     records.write_result(study, result)
     rng = np.random.default_rng(zlib.crc32(f"{run_id}{task}{model}".encode()))
     y = np.r_[np.zeros(60), np.ones(60)].astype(np.int8)
@@ -178,6 +178,19 @@ def test_markdown_names_the_rows_whose_interval_misses_the_boards_bar(tmp_path):
     ee, hcal = (out / "leaderboard.md").read_text().split("## hcal_dqm")
     assert "Test AUC intervals wider than ±0.01 (where AUC < 0.99): resnet15 ±0.013:" in ee
     assert "intervals wider" not in hcal
+    assert "below its reference recipe" not in ee
+
+
+def test_markdown_says_where_a_tuned_row_is_below_its_reference_recipe(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.75, repeats=3)  # median 0.74
+    write_study(runs, "r1", "ee_gamma", "resnet15", val_auc=0.8, test_auc=0.76, recipe="e2e-resnet15")  # [0.747, 0.773]
+    write_study(runs, "r1", "ee_gamma", "vae", val_auc=0.6, test_auc=0.6)
+    write_study(runs, "r1", "ee_gamma", "vae", val_auc=0.6, test_auc=0.61, recipe="ae-vae-lr3e-4")  # 0.600 is inside
+    leaderboard.update(runs, out)
+    md = (out / "leaderboard.md").read_text()
+    assert ("Tuned below its reference recipe (the median over seeds under the recipe's interval): resnet15 0.740 "
+            "against resnet15 · recipe e2e-resnet15 (untuned) 0.760 [0.747, 0.773].") in md
 
 
 def test_table_format_is_aligned_text(tmp_path):
