@@ -428,8 +428,8 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
         wide = [f"{_name(r)} ±{(r.auc_high - r.auc_low) / 2:.3f}" for r in mine
                 if r.test_auc < WIDE_BELOW and (r.auc_high - r.auc_low) / 2 > WIDE]
         if wide:
-            parts.append(f"Test AUC intervals wider than ±{WIDE} (where AUC < {WIDE_BELOW}): {', '.join(wide)}: "
-                         "too wide to tell these rows from their neighbours.\n")
+            parts.append(f"Test AUC intervals wider than the board's ±{WIDE} (where AUC < {WIDE_BELOW}): "
+                         f"{', '.join(wide)}.\n")
         below = [f"{r.model} {r.auc_median:.3f} against {_name(ref)} {_auc_ci(ref.test_auc, ref.auc_low, ref.auc_high)}"
                  for r in mine if not r.recipe for ref in mine
                  if ref.recipe and ref.model == r.model and r.auc_median < ref.auc_low]

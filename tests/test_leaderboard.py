@@ -176,7 +176,7 @@ def test_markdown_names_the_rows_whose_interval_misses_the_boards_bar(tmp_path):
     write_study(runs, "r1", "hcal_dqm", "xgboost", val_auc=0.99, test_auc=0.995)  # as wide, but AUC >= 0.99
     leaderboard.update(runs, out)
     ee, hcal = (out / "leaderboard.md").read_text().split("## hcal_dqm")
-    assert "Test AUC intervals wider than ±0.01 (where AUC < 0.99): resnet15 ±0.013:" in ee
+    assert "Test AUC intervals wider than the board's ±0.01 (where AUC < 0.99): resnet15 ±0.013." in ee
     assert "intervals wider" not in hcal
     assert "below its reference recipe" not in ee
 
