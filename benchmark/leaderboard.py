@@ -425,7 +425,7 @@ def format_markdown(rows: list[Row], *, figures_dir: Path | None = None) -> str:
         lines = [_HEADERS] + [_cells(r, i + 1) for i, r in enumerate(mine)] + literature
         parts.append(f"## {task_name}\n\n{_task_text(task_name)}\n")
         parts.append(markdown(lines) + "\n")
-        wide = [f"{_name(r)} ±{(r.auc_high - r.auc_low) / 2:.3f}" for r in mine
+        wide = [f"{_name(r)} ±{(r.auc_high - r.auc_low) / 2:.4f}" for r in mine
                 if r.test_auc < WIDE_BELOW and (r.auc_high - r.auc_low) / 2 > WIDE]
         if wide:
             parts.append(f"Test AUC intervals wider than the board's ±{WIDE} (where AUC < {WIDE_BELOW}): "

@@ -148,10 +148,10 @@ def _recon_rows(recon_by_model: Mapping[str, Mapping[str, np.ndarray]], per_clas
     a model whose originals differ gets its own "original" row."""
     rows, labels = _example_rows(recon_by_model, per_class)
     first = next(iter(recon_by_model.values()))
-    if "mean_0" not in first or any(images.shape[1:] != first["mean_0"].shape for _, images in rows):
+    if "mean_0" not in first or any(images.shape[1] != first["mean_0"].shape[0] for _, images in rows):
         return rows, labels, False
-    blank = np.full((2, *first["mean_0"].shape), np.nan, dtype=np.float32)
-    mean = np.stack([first["mean_0"], first["mean_1"]])
+    mean = _on_grid(np.stack([first["mean_0"], first["mean_1"]]), rows[0][1].shape[-2:])
+    blank = np.full_like(mean, np.nan)
     return [(label, np.concatenate([images, mean if i == 0 else blank])) for i, (label, images) in enumerate(rows)], \
         labels, True
 
@@ -170,7 +170,16 @@ def _example_rows(recon_by_model, per_class: int):
             rows.append(("original" if shown is None else f"original ({label})", original))
             shown = original
         rows.append((label, np.asarray(recon["reconstructed"])[pick]))
-    return rows, labels
+    # models that saw the image cropped or pooled differently: every row drawn on the finest one's grid
+    grid = (max(images.shape[-2] for _, images in rows), max(images.shape[-1] for _, images in rows))
+    return [(label, _on_grid(images, grid)) for label, images in rows], labels
+
+
+def _on_grid(images: np.ndarray, grid: tuple[int, ...]) -> np.ndarray:
+    """``(..., h, w)`` images on an ``(H, W)`` grid, each pixel repeated (nearest neighbour): a 2x-pooled
+    image's pixel covers 2x2 cells of the unpooled one's."""
+    (h, w), (H, W) = images.shape[-2:], grid
+    return images[..., np.arange(H) * h // H, :][..., np.arange(W) * w // W]
 
 
 def figure(figsize: tuple[float, float]) -> Figure:

@@ -176,7 +176,7 @@ def test_markdown_names_the_rows_whose_interval_misses_the_boards_bar(tmp_path):
     write_study(runs, "r1", "hcal_dqm", "xgboost", val_auc=0.99, test_auc=0.995)  # as wide, but AUC >= 0.99
     leaderboard.update(runs, out)
     ee, hcal = (out / "leaderboard.md").read_text().split("## hcal_dqm")
-    assert "Test AUC intervals wider than the board's ±0.01 (where AUC < 0.99): resnet15 ±0.013." in ee
+    assert "Test AUC intervals wider than the board's ±0.01 (where AUC < 0.99): resnet15 ±0.0130." in ee
     assert "intervals wider" not in hcal
     assert "below its reference recipe" not in ee
 
@@ -318,6 +318,13 @@ def test_roc_and_reconstruction_figures_are_png_files(tmp_path):
     np.testing.assert_allclose(rows[0][1][6], means["mean_0"])
     assert np.isnan(rows[1][1][6:]).all()  # the class means stand in the original row only
     assert not list(tmp_path.glob(".*tmp*"))
+    # a VAE that saw the image 2x-pooled: its rows drawn on the finer grid, each pixel over 2x2 cells
+    pooled = images.reshape(10, *task.image_shape[:2], task.image_shape[2] // 2, 2).mean(-1)[:, :, ::2]
+    recon["pooled"] = {"original": pooled, "reconstructed": pooled, "y": labels}
+    assert _is_png(plots.recon_figure(task, recon, tmp_path / "recon2.png"))
+    rows, _, with_means = plots._recon_rows(recon, per_class=3)
+    assert with_means and {images.shape for _, images in rows} == {(8, *task.image_shape)}
+    np.testing.assert_array_equal(rows[-1][1][0, :, 2:4, 2:4], np.broadcast_to(pooled[0, :, 1:2, 1:2], (task.image_shape[0], 2, 2)))
     cells = np.arange(2 * 3 * 4 * 8, dtype=float).reshape(2, 3, 4, 8)  # rows, columns, H, W
     strips, centres = plots._strips(cells)
     assert strips.shape == (2, 4, 3 * 9 - 1) and np.isnan(strips[:, :, 8]).all()  # one NaN gap column
