@@ -569,9 +569,11 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
         check = (
             f"the same replays with a second surrogate per blackbox, the k of the next-least held-out error "
             f"(k and its MAE, in the table's order: {errors}). Of the {total} significant differences per "
-            f"blackbox above, {kept} are significant the same way with it and {flipped} the other way; of the "
-            f"{len(pooled)} pooled ones, {len(pooled & confirmed[None])} the same way and "
-            f"{sum((y, x) in confirmed[None] for x, y in pooled)} the other way. Only the differences marked "
+            f"blackbox above, {kept} are significant the same way with it and {flipped} the other way; "
+            + (f"of the {len(pooled)} pooled ones, {len(pooled & confirmed[None])} the same way and "
+               f"{sum((y, x) in confirmed[None] for x, y in pooled)} the other way. " if pooled else
+               "no pooled difference is significant. ")
+            + "Only the differences marked "
             f"*(both surrogates)* are conclusions of this comparison; the others depend on how the table is "
             f"interpolated. The methods' average ranks at {trials} trials keep Kendall's tau = {kendall(a, b):.2f} "
             f"(1: the same order). Order here: {_order(a, method_list)}; with the second surrogate: "
