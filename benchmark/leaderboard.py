@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import records
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, one_line
 from benchmark.files import atomic_savez, atomic_write_text, make_dir
 from benchmark.tables import aligned, markdown
 from benchmark.tasks import find_task
@@ -130,7 +130,7 @@ def _scan(runs_dir: Path, names: Sequence[str] | None = None) -> list[Row]:
         except BenchError as e:
             _warn(f"skipping {path}: {e}")
         except (KeyError, TypeError, ValueError) as e:  # a result whose data section is damaged
-            _warn(f"skipping {path}: {type(e).__name__}: {e}")
+            _warn(f"skipping {path}: {one_line(e, typed=True)}")
     return rows
 
 
@@ -325,7 +325,7 @@ def _write_figures(rows: list[Row], out_dir: Path) -> None:
                     path.unlink(missing_ok=True)
             except (OSError, ValueError) as e:
                 path.unlink(missing_ok=True)
-                _warn(f"{task_name}: {name} picture not drawn ({type(e).__name__}: {e})")
+                _warn(f"{task_name}: {name} picture not drawn ({one_line(e, typed=True)})")
 
 
 # --- formats -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, one_line
 
 ENV = "HEPBENCH_PLUGINS"
 _done: set[str] = set()
@@ -22,4 +22,4 @@ def load() -> None:
             importlib.import_module(name)
         except Exception as e:
             _done.discard(name)
-            raise BenchError(f"${ENV}: cannot import {name!r} ({type(e).__name__}: {e})") from None
+            raise BenchError(f"${ENV}: cannot import {name!r} ({one_line(e, typed=True)})") from None

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, one_line
 from benchmark.files import write_json
 from benchmark.tasks.base import Sizes
 
@@ -163,7 +163,7 @@ def read_trials(study_dir: Path, seed: int = 0) -> tuple[TrialRecord, ...]:
     try:
         return tuple(TrialRecord.from_json(t, seed) for t in items)
     except (KeyError, TypeError, ValueError) as e:
-        raise BenchError(f"{path}: not a trial record ({type(e).__name__}: {e}); {REBUILD}") from None
+        raise BenchError(f"{path}: not a trial record ({one_line(e, typed=True)}); {REBUILD}") from None
 
 
 # --- one search ----------------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def _read(path: Path, what: str, parse):
     try:
         return parse(raw)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise BenchError(f"{path}: not a {what} ({type(e).__name__}: {e}); {REBUILD}") from None
+        raise BenchError(f"{path}: not a {what} ({one_line(e, typed=True)}); {REBUILD}") from None
 
 
 def _load(path: Path):
@@ -369,7 +369,7 @@ def _load(path: Path):
     except FileNotFoundError:
         raise BenchError(f"{path}: missing") from None
     except (OSError, ValueError) as e:
-        raise BenchError(f"{path}: unreadable ({type(e).__name__}: {e}); {REBUILD}") from None
+        raise BenchError(f"{path}: unreadable ({one_line(e, typed=True)}); {REBUILD}") from None
 
 
 def _check_version(path: Path, raw: Mapping) -> None:

@@ -55,7 +55,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark import records
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, one_line
 from benchmark.files import atomic_write, make_dir, write_json
 from benchmark.leaderboard import data_hash
 
@@ -171,7 +171,7 @@ def _studies(run_dirs: Iterable[Path]) -> list[_Study]:
                 _note(f"warning: skipping {path}: {e}")
                 continue
             except (KeyError, TypeError, ValueError) as e:
-                _note(f"warning: skipping {path}: {type(e).__name__}: {e}")
+                _note(f"warning: skipping {path}: {one_line(e, typed=True)}")
                 continue
             studies.append(_Study(run_dir, path, run, result, trials))
     if not studies:
@@ -361,7 +361,7 @@ def load(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     except FileNotFoundError:
         raise BenchError(f"{meta_path}: missing (`bench export` writes it beside the table)") from None
     except (OSError, ValueError) as e:
-        raise BenchError(f"{meta_path}: unreadable ({type(e).__name__}: {e})") from None
+        raise BenchError(f"{meta_path}: unreadable ({one_line(e, typed=True)})") from None
     if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
         version = meta.get("schema_version") if isinstance(meta, dict) else None
         raise BenchError(f"{meta_path}: export schema {version!r}, but this hepbench reads {SCHEMA_VERSION}: "
@@ -372,7 +372,7 @@ def load(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         else:
             frame = pd.read_parquet(path)
     except (OSError, ValueError, KeyError) as e:
-        raise BenchError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+        raise BenchError(f"{path}: unreadable ({one_line(e, typed=True)})") from None
     for c in meta.get("json_columns", ()):
         frame[c] = frame[c].map(lambda v: None if _missing(v) else json.loads(v)).astype(object)
     return frame, meta

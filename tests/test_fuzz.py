@@ -138,3 +138,15 @@ def test_damaged_files_read_or_raise_data_error(task_name, data):
             raw[start:start + len(junk)] = junk
         target.write_bytes(bytes(raw))
         _read_all(task_name, file_set, paths)
+
+
+def test_a_damaged_npy_header_is_one_line_of_error():
+    """Found by the fuzz test above: numpy's multi-line refusal of a huge .npy header (atlas_topo's npz,
+    one byte overwritten) reached the user as a three-line error."""
+    with tempfile.TemporaryDirectory() as d:
+        file_set, paths = _valid_files("atlas_topo", Path(d))
+        target = paths["atlas_topo.npz"]
+        raw = bytearray(target.read_bytes())
+        raw[67:68] = b"'"
+        target.write_bytes(bytes(raw))
+        _read_all("atlas_topo", file_set, paths)

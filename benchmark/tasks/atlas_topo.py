@@ -374,7 +374,7 @@ class AtlasTopoNpzReader(_AtlasReader):
                                 "re-create it from the ROOT ClusterTree or copy it again")
             self._npz = np.load(path, allow_pickle=False)
         except _READ_ERRORS as e:
-            raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e}); "
+            raise DataError(f"{path}: not a readable .npz file ({one_line(e, typed=True)}); "
                             "re-create it from the ROOT ClusterTree or copy it again") from None
         check_keys(self._npz.files, (*LAYERS, *SCALARS, LABEL), path)
         self._cache: dict[str, np.ndarray] = {}
@@ -388,7 +388,7 @@ class AtlasTopoNpzReader(_AtlasReader):
                 read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
                 shape, _, dtype = read(f)
         except _READ_ERRORS as e:
-            raise DataError(f"{self.files[0]}: cannot read the header of {key!r} ({type(e).__name__}: {e}); "
+            raise DataError(f"{self.files[0]}: cannot read the header of {key!r} ({one_line(e, typed=True)}); "
                             "the file looks corrupt, re-create or copy it again") from None
         return tuple(shape), dtype
 
@@ -399,7 +399,7 @@ class AtlasTopoNpzReader(_AtlasReader):
                 try:
                     self._cache[key] = self._npz[key]
                 except _READ_ERRORS as e:
-                    raise DataError(f"{self.files[0]}: cannot read {key!r} ({type(e).__name__}: {e}); the file "
+                    raise DataError(f"{self.files[0]}: cannot read {key!r} ({one_line(e, typed=True)}); the file "
                                     "looks truncated or corrupt, re-create or copy it again") from None
             out[key] = self._cache[key][start:stop]
         return out

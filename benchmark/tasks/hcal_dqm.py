@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.errors import DataError
+from benchmark.errors import DataError, one_line
 from benchmark.tasks._registry import register_task
 from benchmark.tasks.base import (
     NUMPY_ERRORS, FileSet, RawBatch, RealFile, Reference, Sizes, TaskSpec, check_finite, check_images,
@@ -178,7 +178,7 @@ class HcalDqmReader:
                     with np.errstate(over="ignore", invalid="ignore"):  # too large for float32: inf, refused below
                         chunk = np.asarray(arr[i0:i1], dtype=np.float32)
                 except NUMPY_ERRORS as e:
-                    raise DataError(f"{self.files[k]}: cannot read samples {i0}-{i1} ({e}); {_FIX}") from None
+                    raise DataError(f"{self.files[k]}: cannot read samples {i0}-{i1} ({one_line(e)}); {_FIX}") from None
                 check_finite(chunk, self.files[k], "occupancy", offset=i0)
                 X.append(chunk)
                 ls.append(np.arange(i0, i1, dtype=np.float32))
@@ -193,14 +193,14 @@ def _load(path: Path) -> np.ndarray:
         with open(path, "rb") as f:
             magic = f.read(6)
     except OSError as e:
-        raise DataError(f"{path}: cannot open ({e})") from None
+        raise DataError(f"{path}: cannot open ({one_line(e)})") from None
     if magic != b"\x93NUMPY":  # checked first: numpy would report any other bytes as "pickled data"
         what = "an .npz/zip archive" if magic[:2] == b"PK" else "not a .npy file"
         raise DataError(f"{path}: {what}, expected one .npy array of shape (N, 64, 72); {_FIX}")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except NUMPY_ERRORS as e:
-        raise DataError(f"{path}: unreadable .npy file ({e}); {_FIX}") from None
+        raise DataError(f"{path}: unreadable .npy file ({one_line(e)}); {_FIX}") from None
     check_images(arr, (N_IETA, N_IPHI), path, "occupancy")
     return arr
 
