@@ -601,12 +601,13 @@ class CompareCommand(Command):
         parser.add_argument("--workers", type=positive_int, default=2, help="trials at a time in simulated time")
         parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                             help="replays at once, one process each (default: the CPUs)")
-        parser.add_argument("--live", nargs="+", action="extend", default=[], type=path_arg, metavar="RUN_DIR",
-                            help="live searches (bench run directories) of a table's study, on its data and budget: "
+        parser.add_argument("--live", nargs="+", action="extend", default=[], type=path_arg, metavar="RUN",
+                            help="live searches of a table's study, on its data and budget (bench run directories, "
+                                 "or the table bench export made of them, as leaderboard/tables/live/ holds): "
                                  "the page shows where their incumbents lie against the replays of their method")
         parser.add_argument("--cache", type=path_arg, default="runs/replay-cache",
-                            help="where each replay is kept and read back from (default runs/replay-cache): an "
-                                 "interrupted comparison goes on where it stopped")
+                            help="where each replay is kept and read back from, one folder per sampler (default "
+                                 "runs/replay-cache): an interrupted comparison goes on where it stopped")
         parser.add_argument("--no-cache", action="store_true", help="replay everything, keep nothing")
         parser.add_argument("--no-stability", action="store_true",
                             help="skip the second replay of the grid with another surrogate")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.errors import BenchError
 from benchmark.replay import Blackbox, Surrogate, Trace, replay
 from benchmark.strategies import SAMPLERS, SCHEDULERS
 
@@ -125,7 +126,7 @@ def _one(key: tuple[int, str, str, int]) -> tuple[tuple[int, str, str, int], Tra
     boxes, surrogates, trials, workers, cache = (_JOBS[k] for k in ("boxes", "surrogates", "trials", "workers", "cache"))
     path = None
     if cache is not None:
-        path = Path(cache) / f"{_fingerprint(boxes[b], surrogates[b].k, sampler, scheduler, seed, trials, workers)}.npz"
+        path = Path(cache) / sampler / f"{_fingerprint(boxes[b], surrogates[b].k, sampler, scheduler, seed, trials, workers)}.npz"
         if path.is_file():
             with np.load(path) as z:
                 return key, Trace(*(z[f.name] for f in dataclasses.fields(Trace))), float(z["seconds"]), True
@@ -278,19 +279,28 @@ class Live:
     curves: tuple[np.ndarray, ...]
 
 
-def live_searches(run_dirs: Sequence[Path], boxes: Sequence[Blackbox]) -> list[Live]:
-    """The searches in ``run_dirs`` (``bench run`` directories) of a blackbox's task and study, grouped by
-    the method their command used (``--sampler``, ``--scheduler``)."""
-    from benchmark import records, tabular
+def live_searches(sources: Sequence[Path], boxes: Sequence[Blackbox]) -> list[Live]:
+    """The searches in ``sources`` (``bench run`` directories, or the tables ``bench export`` made of
+    them) of a blackbox's task and study, grouped by the method their command used (``--sampler``,
+    ``--scheduler``). A search on other data or another training size than its blackbox's is refused."""
+    from benchmark import tabular
 
+    files, dirs = [Path(s) for s in sources if Path(s).is_file()], [Path(s) for s in sources if not Path(s).is_file()]
+    tables = [tabular.load(f) for f in files] + ([(t.frame, t.metadata) for t in tabular.build(dirs)] if dirs else [])
     groups: dict[tuple[int, Method], list[tuple[str, np.ndarray]]] = {}
-    for table in tabular.build(run_dirs):
-        frame = table.frame
+    for frame, meta in tables:
         for (run, study), trials in frame[frame.recipe.isna()].groupby(["run", "study"], sort=True):
-            b = next((i for i, x in enumerate(boxes) if (x.task, x.study) == (table.task, study)), None)
+            b = next((i for i, x in enumerate(boxes) if (x.task, x.study) == (meta["task"], study)), None)
             if b is None:
                 continue
-            spec = records.read_run(next(Path(d) for d in run_dirs if Path(d).resolve().name == run)).invocations[0].spec
+            n_train = int(trials.n_train.iloc[0])
+            if n_train != boxes[b].n_train:
+                raise BenchError(f"live run {run}: {n_train:,} training rows, but {boxes[b].name} was recorded "
+                                 f"with {boxes[b].n_train:,}: a live check needs the table's training size")
+            invocations = meta.get("runs", {}).get(run, {}).get("invocations")
+            if not invocations:
+                raise BenchError(f"live run {run}: its command is not recorded (run.json), so its method is unknown")
+            spec = invocations[0]["spec"]
             ends = trials.groupby("trial_id").agg(end=("reported_at", "max"), value=(tabular.OBJECTIVE, "max"))
             ends = ends.dropna().sort_values("end")
             groups.setdefault((b, Method(spec["sampler"], spec["scheduler"])), []).append(
@@ -372,11 +382,10 @@ def significant(grid: Grid) -> dict[int | None, set[tuple[str, str]]]:
     return out
 
 
-def agreement(grid: Grid, other: Grid) -> tuple[int, int, int]:
-    """The significant pairwise differences at the last trial count, per blackbox, of ``grid``: how many
-    there are, how many ``other`` (the same replays with other surrogates) finds significant the same way,
-    and how many it finds significant the other way."""
-    a, b = significant(grid), significant(other)
+def agreement(a: Mapping[int | None, set], b: Mapping[int | None, set]) -> tuple[int, int, int]:
+    """The significant pairwise differences per blackbox of one grid, ``a`` (:func:`significant`'s): how
+    many there are, how many ``b`` (of the same replays with other surrogates) has the same way, and how
+    many it has the other way."""
     boxes = [box for box in a if box is not None]
     return (sum(len(a[box]) for box in boxes), sum(len(a[box] & b[box]) for box in boxes),
             sum((y, x) in b[box] for box in boxes for x, y in a[box]))
@@ -562,9 +571,9 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
         alt = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
                        cache=cache, progress=progress)
         a, b = mean_ranks(grid)[:, -1], mean_ranks(alt)[:, -1]
-        total, kept, flipped = agreement(grid, alt)
-        confirmed = significant(alt)
-        pooled = significant(grid)[None]
+        found, confirmed = significant(grid), significant(alt)
+        total, kept, flipped = agreement(found, confirmed)
+        pooled = found[None]
         errors = ", ".join(f"{s.k} ({s.holdout()['mae']:.4f})" for s in other)
         check = (
             f"the same replays with a second surrogate per blackbox, the k of the next-least held-out error "

@@ -449,4 +449,27 @@ def tables_page(tables_dir: Path) -> str:
         markdown([["table", "study", "training rows", "configs", "failed", "epochs", "best val AUC", "median val AUC",
                    "search wall time", "recorded trial time", "test AUC of the best"], *rows]),
         "\nSearch wall time: the search alone (2 trials at a time on 2 cores), without Ray's start-up and the test "
-        "evaluation; recorded trial time: the sum of every recorded epoch's wall time (what a replay simulates).\n"])
+        "evaluation; recorded trial time: the sum of every recorded epoch's wall time (what a replay simulates).\n",
+        *_live_section(Path(tables_dir) / "live")])
+
+
+def _live_section(live_dir: Path) -> list[str]:
+    """The live searches in ``live_dir`` (``make live``), which ``bench compare --live`` sets against the
+    replays: each search's command, wall time and best trial."""
+    from benchmark.tables import markdown
+
+    rows, commands = [], []
+    for path in sorted(live_dir.glob("*.parquet")):
+        meta = json.loads(metadata_path(path).read_text())
+        for run in meta["runs"].values():
+            commands += [" ".join(inv["argv"]) for inv in run["invocations"]]
+        for study, info in meta["studies"].items():
+            rows += [[path.name, study, x["run"], f"{x['search_wall_s'] / 60:.1f} min", f"{x['val_auc']:.4f}",
+                      f"{x['test_auc']:.4f}"] for x in info.get("searches", [])]
+    if not rows:
+        return []
+    return ["## Live searches (`live/`)\n",
+            "Real training on a table's data and budget, with the method named in the file, one search per sampler "
+            "seed: `bench compare --live` places their incumbents against the replays of the same method. Made with "
+            "`make live`, which ran:\n", "```bash", *dict.fromkeys(commands), "```\n",
+            markdown([["table", "study", "run", "search wall time", "best val AUC", "its test AUC"], *rows]), ""]

@@ -10,6 +10,7 @@ from test_cli import run_cli
 from test_tabular import space_config, trial, write_run, write_study
 
 from benchmark import compare, tabular
+from benchmark.errors import BenchError
 from benchmark.replay import Blackbox, Rungs, Surrogate, blackboxes, list_proposer, optuna_proposer, replay
 from benchmark.search_space import parse_space
 
@@ -187,9 +188,9 @@ def test_the_stability_check_counts_significant_pairs_kept_and_reversed():
     # tpe's searches ended after one trial: the worst regret after 12, significantly worse than random's
     grid = dataclasses.replace(grid, traces={**grid.traces, (0, method_list[1]): cut.traces[0, method_list[1]]})
     assert [(a, b) for a, b, _ in compare.pairwise(compare.final_regrets(grid)[0][0])] == [("random", "tpe")]
-    assert compare.agreement(grid, grid) == (1, 1, 0)
+    assert compare.agreement(compare.significant(grid), compare.significant(grid)) == (1, 1, 0)
     swapped = dataclasses.replace(grid, traces={(0, m): grid.traces[0, o] for m, o in zip(method_list, method_list[::-1])})
-    assert compare.agreement(grid, swapped) == (1, 0, 1)
+    assert compare.agreement(compare.significant(grid), compare.significant(swapped)) == (1, 0, 1)
     assert compare.significant(grid) == {0: {("random", "tpe")}, None: {("random", "tpe")}}  # one blackbox: pooled alike
     page = lambda other: compare.markdown(grid, command="c", wall_s=1.0, holdouts=[Surrogate(box).holdout()],
                                           figure_paths=[], confirmed=compare.significant(other))
@@ -242,7 +243,7 @@ def test_cli_replay_and_compare(table, tmp_path, capsys):
         assert part in text, part
     for fig in ("optimizers_regret_trials.png", "optimizers_regret_time.png", "optimizers_rank.png"):
         assert (page.parent / fig).stat().st_size > 1000
-    assert list((tmp_path / "cache").glob("*.npz"))
+    assert list((tmp_path / "cache").glob("*/*.npz"))  # one folder per sampler
 
 
 def test_live_searches_are_read_in_the_order_their_trials_ended(table, tmp_path):
@@ -260,10 +261,14 @@ def test_live_searches_are_read_in_the_order_their_trials_ended(table, tmp_path)
         write_study(run, "resnet15", trials)
         lives.append(run)
         orders.append(order)
-    (search,) = compare.live_searches(lives, [box])
-    assert search.method == compare.Method("random", "none") and search.runs == ("live0", "live1")
-    for curve, order in zip(search.curves, orders):
-        np.testing.assert_allclose(curve, np.maximum.accumulate(box.finals[order]))
+    ((_, path),) = tabular.export(lives, tmp_path / "live.parquet")
+    for source in (lives, [path]):  # the run directories, or the table exported from them: the same searches
+        (search,) = compare.live_searches(source, [box])
+        assert search.method == compare.Method("random", "none") and search.runs == ("live0", "live1")
+        for curve, order in zip(search.curves, orders):
+            np.testing.assert_allclose(curve, np.maximum.accumulate(box.finals[order]))
+    with pytest.raises(BenchError, match="training rows"):  # trained on another training size than the table
+        compare.live_searches([path], [dataclasses.replace(box, n_train=box.n_train + 1)])
 
 
 def test_the_live_check_places_curves_against_the_replays_range():

@@ -333,6 +333,10 @@ def test_the_tables_page_is_written_from_the_tables_and_their_metadata(tmp_path)
     assert meta["studies"]["resnet15"]["searches"] == [{"run": "rec", "search_wall_s": 60.0, "val_auc": 0.8, "test_auc": 0.8}]
     page = tabular.tables_page(tmp_path / "tables")
     assert " ".join(meta["runs"]["rec"]["invocations"][0]["argv"]) in page  # the command that recorded it
+    assert "Live searches" not in page
+    tabular.export([run], tmp_path / "tables" / "live" / "l.parquet")  # a live search: its own section
+    live = tabular.tables_page(tmp_path / "tables").split("## Live searches")[1]
+    assert "| l.parquet | resnet15 | rec | 1.0 min | 0.8000 | 0.8000 |" in live and "bench run --task" in live
     rows = {line.split(" | ")[1]: line.split(" | ")[2:10] for line in page.splitlines() if line.startswith("| t.parquet |")}
     # training rows, configs with full curves, failed, epochs, best and median final val AUC, search wall time
     assert rows == {"resnet15": ["560", "2", "1", "3", "0.8000", "0.7000", "1.0 min", rows["resnet15"][7]],
