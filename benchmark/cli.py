@@ -611,6 +611,9 @@ class CompareCommand(Command):
         parser.add_argument("--no-cache", action="store_true", help="replay everything, keep nothing")
         parser.add_argument("--no-stability", action="store_true",
                             help="skip the second replay of the grid with another surrogate")
+        parser.add_argument("--stability-samplers", nargs="+", choices=SAMPLERS, default=None, metavar="SAMPLER",
+                            help="the samplers the second replay repeats (default: all compared; Optuna's gp costs "
+                                 "50-140 s a replay on one core)")
 
     def run(self, args):
         from benchmark.compare import build
@@ -620,7 +623,8 @@ class CompareCommand(Command):
         make_dir(out.parent, fix="pass a writable --out")
         build([Path(t) for t in args.tables], out, samplers=args.samplers, schedulers=args.schedulers,
               seeds=args.seeds, trials=args.trials, workers=args.workers, jobs=args.jobs,
-              stability=not args.no_stability, live=[Path(d) for d in args.live],
+              stability=not args.no_stability,
+              stability_samplers=args.stability_samplers, live=[Path(d) for d in args.live],
               cache=None if args.no_cache else Path(args.cache), command=" ".join(("bench", *args.argv)),
               log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"written: {out}")

@@ -191,6 +191,12 @@ class Grid:
     cached: tuple[int, int] = (0, 0)  # replays read from the cache, of all replayed
     _regrets: dict = dataclasses.field(default_factory=dict, init=False, repr=False)  # (axis, blackbox) -> array, once
 
+    def only(self, keep: Sequence[Method]) -> Grid:
+        """The same replays, of the methods in ``keep`` alone."""
+        mine = [m for m in self.methods if m in keep]
+        return dataclasses.replace(self, methods=mine, traces={k: v for k, v in self.traces.items() if k[1] in mine},
+                                   seconds={m: v for m, v in self.seconds.items() if m in mine})
+
     def regret_by_trials(self, b: int) -> np.ndarray:
         """``[method, seed, trial]``: normalised regret after each ended trial."""
         return self._regret("trials", b, lambda t: t.best_after_trials(self.trials))
@@ -536,12 +542,13 @@ def _num(v, digits: int = 0) -> str:
 
 def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLERS,
           schedulers: Sequence[str] = SCHEDULERS, seeds: int = 20, trials: int = 100, workers: int = 2,
-          jobs: int = 1, stability: bool = True, live: Sequence[Path] = (), cache: Path | None = None,
-          command: str = "bench compare", log=print) -> Path:
+          jobs: int = 1, stability: bool = True, stability_samplers: Sequence[str] | None = None,
+          live: Sequence[Path] = (), cache: Path | None = None, command: str = "bench compare", log=print) -> Path:
     """Replay every method on every searched study of ``tables``; write the page ``out`` and its figures
-    beside it. With ``stability``, the grid is replayed again with a second surrogate per blackbox (the
-    ``k`` of the next-least held-out error), and the page marks the significant differences found with
-    both and says how far the methods' average ranks moved (Kendall's tau of the two orders)."""
+    beside it. With ``stability``, the grid (its methods of ``stability_samplers``, None: all) is replayed
+    again with a second surrogate per blackbox (the ``k`` of the next-least held-out error), and the page
+    marks the significant differences found with both and says how far the methods' average ranks moved
+    (Kendall's tau of the two orders)."""
     from benchmark.files import atomic_write_text
     from benchmark.replay import blackboxes
 
@@ -568,16 +575,22 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
     if stability:
         other = [Surrogate.fit(b, place=1) for b in boxes]
         log("stability: the same replays with a second surrogate per blackbox (the runner-up k)")
-        alt = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
+        again = [m for m in method_list if stability_samplers is None or m.sampler in stability_samplers]
+        left_out = list(dict.fromkeys(m.sampler for m in method_list if m not in again))
+        alt = run_grid(boxes, again, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
                        cache=cache, progress=progress)
-        a, b = mean_ranks(grid)[:, -1], mean_ranks(alt)[:, -1]
-        found, confirmed = significant(grid), significant(alt)
+        base = grid.only(again)
+        a, b = mean_ranks(base)[:, -1], mean_ranks(alt)[:, -1]
+        found, confirmed = significant(base), significant(alt)
         total, kept, flipped = agreement(found, confirmed)
         pooled = found[None]
         errors = ", ".join(f"{s.k} ({s.holdout()['mae']:.4f})" for s in other)
         check = (
             f"the same replays with a second surrogate per blackbox, the k of the next-least held-out error "
-            f"(k and its MAE, in the table's order: {errors}). Of the {total} significant differences per "
+            f"(k and its MAE, in the table's order: {errors})"
+            + (f", of every method but {', '.join(left_out)} (whose differences rest on the first surrogate alone; "
+               f"the ranks below are among the others)" if left_out else "")
+            + f". Of the {total} significant differences per "
             f"blackbox above, {kept} are significant the same way with it and {flipped} the other way; "
             + (f"of the {len(pooled)} pooled ones, {len(pooled & confirmed[None])} the same way and "
                f"{sum((y, x) in confirmed[None] for x, y in pooled)} the other way. " if pooled else
@@ -585,8 +598,8 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
             + "Only the differences marked "
             f"*(both surrogates)* are conclusions of this comparison; the others depend on how the table is "
             f"interpolated. The methods' average ranks at {trials} trials keep Kendall's tau = {kendall(a, b):.2f} "
-            f"(1: the same order). Order here: {_order(a, method_list)}; with the second surrogate: "
-            f"{_order(b, method_list)}.")
+            f"(1: the same order). Order here: {_order(a, again)}; with the second surrogate: "
+            f"{_order(b, again)}.")
     checks = []
     for search in live_searches(live, boxes) if live else []:
         if (search.box, search.method) not in grid.traces:

@@ -158,7 +158,7 @@ def test_a_cached_grid_is_the_same_grid(tmp_path):
     method_list = compare.methods(["random", "tpe"], ["asha"])
     first = compare.run_grid([box], method_list, seeds=2, trials=15, cache=tmp_path / "cache", jobs=2)
     again = compare.run_grid([box], method_list, seeds=2, trials=15, cache=tmp_path / "cache")
-    assert first.cached == (0, 4) and again.cached == (4, 4) and len(list((tmp_path / "cache").glob("*.npz"))) == 4
+    assert first.cached == (0, 4) and again.cached == (4, 4) and len(list((tmp_path / "cache").glob("*/*.npz"))) == 4
     for key, traces in first.traces.items():
         for a, b in zip(traces, again.traces[key]):
             np.testing.assert_array_equal(a.value, b.value)
@@ -244,6 +244,14 @@ def test_cli_replay_and_compare(table, tmp_path, capsys):
     for fig in ("optimizers_regret_trials.png", "optimizers_regret_time.png", "optimizers_rank.png"):
         assert (page.parent / fig).stat().st_size > 1000
     assert list((tmp_path / "cache").glob("*/*.npz"))  # one folder per sampler
+    # the stability replay of some samplers only: said on the page, its ranks among those alone
+    code, out, err = run_cli(capsys, "compare", str(table), "--seeds", "3", "--trials", "10", "--jobs", "1",
+                             "--samplers", "random", "tpe", "--stability-samplers", "random", "--out", str(page),
+                             "--no-cache")
+    assert code == 0, err
+    stability = next(line for line in page.read_text().splitlines() if line.startswith("Stability:"))
+    assert "of every method but tpe" in stability
+    assert "Order here: random + asha, random;" in stability or "Order here: random, random + asha;" in stability
 
 
 def test_live_searches_are_read_in_the_order_their_trials_ended(table, tmp_path):
