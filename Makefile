@@ -49,13 +49,13 @@ table: setup
 # The live check's searches (real training): TPE + ASHA on atlas_topo's mlp table, on its data and budget,
 # one search of 40 trials per sampler seed, exported to leaderboard/tables/live/. Resumable.
 LIVE_ARGS ?= --task atlas_topo --model mlp --trials 40 --max-epochs 8 --sampler tpe --scheduler asha --n-train 2000 --repeats 1 --leaderboard-dir runs/live-boards
+LIVE := live-atlas_topo-mlp-tpe-asha
 live: setup
-	@for k in 1 2 3; do name=live-atlas_topo-mlp-tpe-asha-$$k; resume=; [ -d runs/$$name ] && resume=--resume; \
+	@for k in 1 2 3; do name=$(LIVE)-$$k; resume=; [ -d runs/$$name ] && resume=--resume; \
 	  echo "bench run $(LIVE_ARGS) --sampler-seed $$k --name $$name $$resume"; \
 	  $(BIN)/bench run $(LIVE_ARGS) --sampler-seed $$k --name $$name $$resume || exit 1; \
 	done
-	$(BIN)/bench export runs/live-atlas_topo-mlp-tpe-asha-1 runs/live-atlas_topo-mlp-tpe-asha-2 \
-	  runs/live-atlas_topo-mlp-tpe-asha-3 --out leaderboard/tables/live/atlas_topo-mlp-tpe-asha.parquet
+	$(BIN)/bench export $(foreach k,1 2 3,runs/$(LIVE)-$(k)) --out leaderboard/tables/live/$(LIVE:live-%=%).parquet
 
 # Every optimiser x scheduler, 20 seeds, replayed on every recorded table, with the live check:
 # leaderboard/optimizers.md. From scratch about 5 hours on 2 cores, all but 7 minutes of it Optuna's GP

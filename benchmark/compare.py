@@ -291,7 +291,9 @@ def live_searches(sources: Sequence[Path], boxes: Sequence[Blackbox]) -> list[Li
     ``--scheduler``). A search on other data or another training size than its blackbox's is refused."""
     from benchmark import tabular
 
-    files, dirs = [Path(s) for s in sources if Path(s).is_file()], [Path(s) for s in sources if not Path(s).is_file()]
+    paths = [Path(s) for s in sources]
+    files = [p for p in paths if p.is_file()]
+    dirs = [p for p in paths if p not in files]
     tables = [tabular.load(f) for f in files] + ([(t.frame, t.metadata) for t in tabular.build(dirs)] if dirs else [])
     groups: dict[tuple[int, Method], list[tuple[str, np.ndarray]]] = {}
     for frame, meta in tables:

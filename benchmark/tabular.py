@@ -426,8 +426,7 @@ def tables_page(tables_dir: Path) -> str:
     rows, commands = [], []
     for path in sorted(Path(tables_dir).glob("*.parquet")):
         meta = json.loads(metadata_path(path).read_text())
-        for run in meta["runs"].values():
-            commands += [" ".join(inv["argv"]) for inv in run["invocations"] if "export" not in inv["argv"][:2]]
+        commands += _commands(meta)
         for box in blackboxes(path):
             searches = meta["studies"][box.study].get("searches", [])
             wall = sum(x["search_wall_s"] for x in searches) / 60 if searches else None
@@ -453,6 +452,12 @@ def tables_page(tables_dir: Path) -> str:
         *_live_section(Path(tables_dir) / "live")])
 
 
+def _commands(meta: Mapping[str, Any]) -> list[str]:
+    """The commands that recorded a table's runs, as its metadata has them (``bench export`` left out)."""
+    return [" ".join(inv["argv"]) for run in meta["runs"].values() for inv in run["invocations"]
+            if "export" not in inv["argv"][:2]]
+
+
 def _live_section(live_dir: Path) -> list[str]:
     """The live searches in ``live_dir`` (``make live``), which ``bench compare --live`` sets against the
     replays: each search's command, wall time and best trial."""
@@ -461,8 +466,7 @@ def _live_section(live_dir: Path) -> list[str]:
     rows, commands = [], []
     for path in sorted(live_dir.glob("*.parquet")):
         meta = json.loads(metadata_path(path).read_text())
-        for run in meta["runs"].values():
-            commands += [" ".join(inv["argv"]) for inv in run["invocations"]]
+        commands += _commands(meta)
         for study, info in meta["studies"].items():
             rows += [[path.name, study, x["run"], f"{x['search_wall_s'] / 60:.1f} min", f"{x['val_auc']:.4f}",
                       f"{x['test_auc']:.4f}"] for x in info.get("searches", [])]
