@@ -58,10 +58,11 @@ live: setup
 	$(BIN)/bench export $(foreach k,1 2 3,runs/$(LIVE)-$(k)) --out leaderboard/tables/live/$(LIVE:live-%=%).parquet
 
 # Every optimiser x scheduler, 20 seeds, replayed on every recorded table, with the live check:
-# leaderboard/optimizers.md. From scratch about 5 hours on 2 cores, all but 7 minutes of it Optuna's GP
-# sampler (240 replays: about 50 s each on an mlp table, 115 s on an xgboost table; two at a time are no
-# faster than one here); its replays are kept in leaderboard/replays/gp/ (committed), the others' beside
-# them (ignored by git). Resumable. The stability replay leaves GP out (it would cost 5 hours more).
+# leaderboard/optimizers.md. From scratch about 3 hours on 2 cores, all but 3 minutes of it Optuna's GP
+# sampler (240 replays, two at a time: 26-98 s each on an mlp table, 77-243 s on an xgboost table); its
+# replays are kept in leaderboard/replays/gp/ (committed), so from a checkout it takes about 3 minutes; the
+# others' are kept beside them (ignored by git). Resumable. The stability replay leaves GP out (it would
+# cost 3 hours more).
 compare: setup
 	$(BIN)/bench compare leaderboard/tables/*.parquet --live leaderboard/tables/live/*.parquet \
 	  --cache leaderboard/replays --stability-samplers tpe random cmaes qmc --out leaderboard/optimizers.md

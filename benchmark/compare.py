@@ -587,16 +587,17 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
         total, kept, flipped = agreement(found, confirmed)
         pooled = found[None]
         errors = ", ".join(f"{s.k} ({s.holdout()['mae']:.4f})" for s in other)
+        among = " among them" if left_out else ""
         check = (
             f"the same replays with a second surrogate per blackbox, the k of the next-least held-out error "
             f"(k and its MAE, in the table's order: {errors})"
             + (f", of every method but {', '.join(left_out)} (whose differences rest on the first surrogate alone; "
                f"the ranks below are among the others)" if left_out else "")
-            + f". Of the {total} significant differences per "
+            + f". Of the {total} significant differences{among} per "
             f"blackbox above, {kept} are significant the same way with it and {flipped} the other way; "
-            + (f"of the {len(pooled)} pooled ones, {len(pooled & confirmed[None])} the same way and "
+            + (f"of the {len(pooled)} pooled ones{among}, {len(pooled & confirmed[None])} the same way and "
                f"{sum((y, x) in confirmed[None] for x, y in pooled)} the other way. " if pooled else
-               "no pooled difference is significant. ")
+               f"no pooled difference{among} is significant. ")
             + "Only the differences marked "
             f"*(both surrogates)* are conclusions of this comparison; the others depend on how the table is "
             f"interpolated. The methods' average ranks at {trials} trials keep Kendall's tau = {kendall(a, b):.2f} "

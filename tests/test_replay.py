@@ -251,6 +251,7 @@ def test_cli_replay_and_compare(table, tmp_path, capsys):
     assert code == 0, err
     stability = next(line for line in page.read_text().splitlines() if line.startswith("Stability:"))
     assert "of every method but tpe" in stability
+    assert "significant differences among them per blackbox" in stability  # the counts are of the others
     assert "Order here: random + asha, random;" in stability or "Order here: random, random + asha;" in stability
 
 
