@@ -1,6 +1,7 @@
 """The device plan and the precision setting: resolved once, recorded, deterministic (bf16 on CPU too)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,25 @@ def test_the_cpu_probe_agrees_with_the_cpu_flags():
     if not cpuinfo.is_file():
         pytest.skip("no /proc/cpuinfo")
     flags = cpuinfo.read_text().split()
-    assert devices.cpu_has_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    native = "amx_bf16" in flags or "avx512_bf16" in flags
+    assert devices.cpu_has_bf16() == (native and not devices._onednn_capped_below_avx512())
+
+
+def test_onednn_is_capped_at_avx2_on_amd_avx512_only(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(devices, "Path", lambda _: cpuinfo)
+    for text, capped in (("vendor_id : AuthenticAMD\nflags : fpu avx2 avx512f avx512_bf16", "AVX2"),
+                         ("vendor_id : AuthenticAMD\nflags : fpu avx2", None),
+                         ("vendor_id : GenuineIntel\nflags : fpu avx2 avx512f amx_bf16", None)):
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+        cpuinfo.write_text(text)
+        devices.cap_onednn_on_amd_avx512()
+        assert os.environ.get("ONEDNN_MAX_CPU_ISA") == capped, text
+        assert devices._onednn_capped_below_avx512() == (capped is not None)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # the user's own choice is kept
+    cpuinfo.write_text("vendor_id : AuthenticAMD\nflags : avx512f")
+    devices.cap_onednn_on_amd_avx512()
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE" and not devices._onednn_capped_below_avx512()
 
 
 def test_plan_checks_its_fields():
