@@ -3,7 +3,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from benchmark.devices import cap_onednn_on_amd_avx512  # noqa: E402
 
-from benchmark.devices import cap_onednn_on_amd_avx512  # noqa: E402  (before torch runs a convolution)
-
-cap_onednn_on_amd_avx512()
+cap_onednn_on_amd_avx512()  # before torch creates a oneDNN primitive, in the driver and in every Ray worker

@@ -39,12 +39,17 @@ def cap_onednn_on_amd_avx512() -> None:
     1x1 convolution's weight gradient, run to run different bf16 losses on one thread), measured with
     resnet15 and timm's resnet18 on an AMD EPYC. Called when the package is imported, before torch
     creates any oneDNN primitive; Ray workers inherit the variable."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return
-    if "AuthenticAMD" in info and "avx512f" in info.split():
+    if {"AuthenticAMD", "avx512f"} <= _cpuinfo_words():
         os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+
+@functools.cache
+def _cpuinfo_words() -> frozenset[str]:
+    """The words of ``/proc/cpuinfo`` (its vendor and flags), read once; empty where there is none."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return frozenset()
 
 
 def _onednn_capped_below_avx512() -> bool:
@@ -64,10 +69,7 @@ def cpu_has_bf16() -> bool:
     probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     if all(p is not None for p in probes):
         return any(p() for p in probes)
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+    flags = _cpuinfo_words()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
