@@ -41,7 +41,10 @@ def _wait_for(predicate, timeout: float, what: str):
 
 
 def test_optuna_dashboard_follows_a_running_search(tmp_path):
-    run = bench(["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "60", "--concurrency", "1",
+    # enough trials that the search outlasts a few of the dashboard's 2 s trial cache (60 naive Bayes trials
+    # took under 3 s on a fast machine: the dashboard saw 0, then all 60)
+    n_trials = 200
+    run = bench(["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", str(n_trials), "--concurrency", "1",
                  "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "live"], tmp_path)
     journal = tmp_path / "runs" / "live" / "ee_gamma" / "naive_bayes" / studies.JOURNAL
     dashboard = None
@@ -72,7 +75,7 @@ def test_optuna_dashboard_follows_a_running_search(tmp_path):
         study = _get(port, "/api/studies")["study_summaries"][0]
         assert study["study_name"] == "ee_gamma-naive_bayes"
         final = _get(port, f"/api/studies/{sid}")["trials"]
-        assert sum(t["state"] == "Complete" for t in final) == 60
+        assert sum(t["state"] == "Complete" for t in final) == n_trials
     finally:
         if run.poll() is None:
             run.kill()
