@@ -37,13 +37,13 @@ TASK ?= hcal_dqm
 TABLE_ARGS ?= --sampler random --scheduler none --n-train 2000 --repeats 1 --leaderboard-dir runs/table-boards
 table: setup
 	@for spec in "mlp 100 --max-epochs 8" "xgboost 200"; do set -- $$spec; name=table-$(TASK)-$$1; \
-	  space=search_spaces/$(TASK)/$$1.yaml; extra=; [ -f $$space ] && extra="--space $$1=$$space"; \
+	  space=benchmark/spaces/$(TASK)/$$1.yaml; extra=; [ -f $$space ] && extra="--space $$1=$$space"; \
 	  resume=; [ -d runs/$$name ] && resume=--resume; \
 	  echo "bench run --task $(TASK) --model $$1 --trials $$2 $$3 $$4 $$extra $(TABLE_ARGS) --name $$name $$resume"; \
 	  $(BIN)/bench run --task $(TASK) --model $$1 --trials $$2 $$3 $$4 $$extra $(TABLE_ARGS) --name $$name $$resume || exit 1; \
 	done
 	$(BIN)/bench export runs/table-$(TASK)-mlp runs/table-$(TASK)-xgboost --out leaderboard/tables/$(TASK).parquet
-	$(BIN)/python -c "from pathlib import Path; from benchmark.tabular import tables_page; \
+	$(BIN)/python -c "from pathlib import Path; from benchmark.tables.page import tables_page; \
 	  Path('leaderboard/tables/README.md').write_text(tables_page(Path('leaderboard/tables')))"
 
 # The live check's searches (real training): TPE + ASHA on atlas_topo's mlp table, on its data and budget,

@@ -19,7 +19,7 @@ import numpy as np
 from benchmark import strategies
 from benchmark.devices import PRECISIONS
 from benchmark.errors import BenchError
-from benchmark.tables import aligned
+from benchmark.text import aligned
 
 
 class Command(abc.ABC):
@@ -77,7 +77,7 @@ def non_negative_float(text: str) -> float:
 
 def seed(text: str) -> int:
     """A seed numpy, Optuna's samplers and scikit-learn all take: an integer in [0, 2**32 - 1]."""
-    from benchmark.runner import MAX_SEED
+    from benchmark.search.spec import MAX_SEED
 
     try:
         value = int(text)
@@ -150,8 +150,8 @@ def output_dir(text: str) -> str:
 
 
 def run_name(text: str) -> str:
-    """One directory name inside ``--runs-dir`` (``runner.run_name_problem``)."""
-    from benchmark.runner import run_name_problem
+    """One directory name inside ``--runs-dir`` (``benchmark.search.spec.run_name_problem``)."""
+    from benchmark.search.spec import run_name_problem
 
     problem = run_name_problem(text)
     if problem:
@@ -170,7 +170,7 @@ def space_arg(text: str) -> tuple[str, str]:
 def storage_location(text: str) -> str:
     """A URI (``scheme://...``) of a file system Ray Tune (pyarrow) knows, as given; a local path made
     absolute, as Ray Tune needs it, and checked to be a directory that can be made."""
-    from benchmark.runner import storage_problem
+    from benchmark.search.spec import storage_problem
 
     if "://" in text:
         problem = storage_problem(text)
@@ -394,16 +394,15 @@ class RunCommand(Command):
         parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's logs")
 
     def run(self, args):
-        from benchmark import data, leaderboard
+        from benchmark import data
+        from benchmark.publish import leaderboard
         from benchmark.models import list_models
-        from benchmark.runner import RunSpec, SearchFailed, run
+        from benchmark.search.runner import RunSpec, SearchFailed, run
 
         if args.resume and not args.name:
             raise BenchError("--resume needs the --name of the run to continue")
-        if args.protocol is not None:
-            args = _with_protocol(args)
-        models = tuple(args.model or [m.name for m in list_models() if m.on_board])  # checked with the rest in runner.check
         spaces = {}
+        models = tuple(args.model or [m.name for m in list_models() if m.on_board])  # checked with the rest in check
         for model, path in args.space:
             if not model and len(models) != 1:
                 raise BenchError(f"--space {path}: say which model it is for, as MODEL=FILE")
@@ -411,22 +410,25 @@ class RunCommand(Command):
                 raise BenchError(f"--space: two files for {model or models[0]} ({spaces[model or models[0]]} "
                                  f"and {path}): pass one")
             spaces[model or models[0]] = path
-        spec = RunSpec(tasks=tuple(_task_names(args.task)), models=models, trials=args.trials, sampler=args.sampler,
-                       scheduler=args.scheduler, max_epochs=args.max_epochs, precision=args.precision, cpus_per_trial=args.cpus_per_trial,
-                       gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, source=args.source,
-                       sizes=sizes_of(args), seed=args.seed, sampler_seed=args.sampler_seed, name=args.name or time.strftime("%Y%m%d-%H%M%S"),
-                       resume=args.resume, repeats=args.repeats, address=args.address, storage=args.storage,
-                       data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir), spaces=spaces,
-                       recipes=tuple(dict.fromkeys(args.recipe)), protocol=args.protocol, verbose=args.verbose,
-                       argv=("bench", *args.argv))
+        common = dict(precision=args.precision, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                      concurrency=args.concurrency, source=args.source, seed=args.seed, sampler_seed=args.sampler_seed,
+                      name=args.name or time.strftime("%Y%m%d-%H%M%S"), resume=args.resume, address=args.address,
+                      storage=args.storage, data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir),
+                      verbose=args.verbose, argv=("bench", *args.argv))
+        if args.protocol is not None:
+            spec = _protocol_spec(args, common)
+        else:
+            spec = RunSpec(tasks=tuple(_task_names(args.task)), models=models, trials=args.trials, sampler=args.sampler,
+                           scheduler=args.scheduler, max_epochs=args.max_epochs, sizes=sizes_of(args),
+                           repeats=args.repeats, spaces=spaces, recipes=tuple(dict.fromkeys(args.recipe)), **common)
         board = Path(args.leaderboard_dir) if args.leaderboard_dir else spec.runs_dir / "leaderboard"
         try:
             outcome = run(spec)
-        except KeyboardInterrupt as e:
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (benchmark.search.tune.Stopped)
             again = [a for a in args.argv if a != "--resume"] + ([] if args.name else ["--name", spec.name])
             print(f"\nbench: {e or 'interrupted'}; finished trials are kept. Continue with:\n"
                   f"  bench {' '.join(again)} --resume", file=sys.stderr)
-            return 130
+            return 128 + int(getattr(e, "signum", 2))
         try:  # merged with the board, under a file lock
             leaderboard.update(spec.runs_dir, board, runs=[outcome.run_dir.name])
         except (OSError, BenchError) as e:  # the results are saved; only the board could not be written
@@ -443,11 +445,10 @@ PROTOCOL_FIXES = ("--model", "--trials", "--max-epochs", "--n-train", "--n-val",
                   "--scheduler", "--space", "--recipe")
 
 
-def _with_protocol(args: argparse.Namespace) -> argparse.Namespace:
-    """``args`` with the settings of ``--protocol``'s preset for the one task; an option the preset fixes
-    may not be given too."""
-    from benchmark import protocol
-    from benchmark.search_space import SPACES_DIR
+def _protocol_spec(args: argparse.Namespace, common: dict):
+    """The spec of ``--protocol``'s preset for the one task (``RunSpec.from_protocol``); an option the
+    preset fixes may not be given too."""
+    from benchmark.search.spec import RunSpec
 
     given = [opt for opt in PROTOCOL_FIXES if any(a == opt or a.startswith(opt + "=") for a in args.argv)]
     if given:
@@ -456,11 +457,7 @@ def _with_protocol(args: argparse.Namespace) -> argparse.Namespace:
     if len(tasks) != 1:
         raise BenchError(f"--protocol {args.protocol}: one task per command (each is a resumable run of its own); "
                          f"pass --task {tasks[0]}, then the others")
-    p = protocol.preset(args.protocol, tasks[0])
-    return argparse.Namespace(**{**vars(args), "trials": p.trials, "max_epochs": p.max_epochs, "n_train": p.n_train,
-                                 "repeats": p.repeats, "sampler": p.sampler,
-                                 "scheduler": p.scheduler, "recipe": list(p.recipes),
-                                 "space": [(m, str(SPACES_DIR / f)) for m, f in p.spaces.items()]})
+    return RunSpec.from_protocol(args.protocol, tasks[0], **common)
 
 
 class LeaderboardCommand(Command):
@@ -477,7 +474,7 @@ class LeaderboardCommand(Command):
                                  "the project's published board is `leaderboard`)")
 
     def run(self, args):
-        from benchmark import leaderboard
+        from benchmark.publish import leaderboard
         from benchmark.tasks import get_task
 
         task = get_task(args.task).name if args.task is not None else None  # an unknown task fails before any work
@@ -507,7 +504,7 @@ class ReportCommand(Command):
                                  "variable (hcal_dqm: lumisections)")
 
     def run(self, args):
-        from benchmark.report import write_report
+        from benchmark.publish.report import write_report
 
         run_dir = Path(args.run_dir)
         if not run_dir.is_dir():
@@ -521,7 +518,7 @@ class ExportCommand(Command):
     name, help = "export", "every trial of run directories as one table (one row per trial and epoch) for tabular HPO"
 
     def add_arguments(self, parser):
-        from benchmark.tabular import FORMATS
+        from benchmark.tables.tabular import FORMATS
 
         parser.add_argument("run_dir", nargs="+", type=path_arg, metavar="RUN_DIR",
                             help="run directories written by `bench run` (runs/<name>); runs of the same task and "
@@ -536,7 +533,7 @@ class ExportCommand(Command):
                             help="default: csv for a FILE ending in .csv, else parquet")
 
     def run(self, args):
-        from benchmark.tabular import export, metadata_path
+        from benchmark.tables.tabular import export, metadata_path
 
         for table, path in export([Path(d) for d in args.run_dir], Path(args.out), args.format):
             m = table.metadata
@@ -563,8 +560,8 @@ class ReplayCommand(Command):
                             help="trials at a time in simulated time (default 2, as bench run on 2 cores)")
 
     def run(self, args):
-        from benchmark.compare import normalised_regret
-        from benchmark.replay import Surrogate, blackboxes, replay
+        from benchmark.tables.compare import normalised_regret
+        from benchmark.tables.replay import Surrogate, blackboxes, replay
 
         for box in blackboxes(Path(args.table), args.study):
             surrogate = Surrogate.fit(box)
@@ -616,7 +613,7 @@ class CompareCommand(Command):
                                  "50-140 s a replay on one core)")
 
     def run(self, args):
-        from benchmark.compare import build
+        from benchmark.tables.compare import build
         from benchmark.files import make_dir
 
         out = Path(args.out)

@@ -270,6 +270,24 @@ def prepare(task: TaskSpec, *, source: Source, root: Path, seed: int = 0, sizes:
     return load_prepared(task, final)
 
 
+def prepare_shared(*, task_name: str, source: str, root: str, seed: int, sizes: Sizes, progress: bool = False,
+                   path: str | None = None) -> Prepared:
+    """The prepared splits of a trial or a run, from plain arguments (what Ray ships to a node): opened at
+    ``path`` when this node has them (the per-trial fast path), else prepared here once, a file lock
+    keeping concurrent trials of the node from racing."""
+    from filelock import FileLock
+
+    from benchmark.tasks import get_task
+
+    if path and (prepared := load_prepared(get_task(task_name), Path(path))) is not None:
+        return prepared
+    root_path = Path(root)
+    lock_dir = make_dir(root_path / "prepared")
+    with FileLock(str(lock_dir / f".{task_name}.lock")):
+        return prepare(get_task(task_name), source=Source(source), root=root_path, seed=seed,
+                       sizes=sizes, progress=progress)
+
+
 def _synthetic_identity(task: TaskSpec, sizes: Sizes) -> dict:
     return {"n_train": sizes.train, "n_val": sizes.val, "n_test": sizes.test,
             "generator_version": task.generator_version}

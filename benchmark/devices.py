@@ -1,6 +1,6 @@
 """The device plan: where a trial computes and with what, decided once from what it was given.
 
-A :class:`DevicePlan` is built once per trial (:meth:`DevicePlan.from_ray` inside a Ray trial or task,
+A :class:`DevicePlan` is built once per trial (``benchmark.search.session.trial_plan`` inside a Ray trial or task,
 :meth:`DevicePlan.local` for ``bench report``, ``bench perf`` and scripts) and handed to the model;
 the model, the batch feeder, the training loop and the final evaluation all read the device, the
 thread count, the precision and the GPU memory they may use from it rather than choosing for
@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from benchmark.errors import ConfigError
@@ -92,15 +93,12 @@ class DevicePlan:
             raise ValueError(f"DevicePlan: a cuda plan needs 0 < gpu_fraction <= 1, got {self.gpu_fraction}")
 
     @classmethod
-    def from_ray(cls) -> DevicePlan:
-        """The plan of the current Ray trial, actor or task: its CPUs and its GPU (Ray sets
-        ``CUDA_VISIBLE_DEVICES`` to the assigned GPU, so it is ``cuda:0`` in this process)."""
-        import ray
-
-        assigned = ray.get_runtime_context().get_assigned_resources()
+    def from_resources(cls, assigned: Mapping[str, float], has_gpu: bool) -> DevicePlan:
+        """The plan of a process that a scheduler assigned ``assigned`` (``{"CPU": 2, "GPU": 0.5}``), with
+        its GPU visible as ``cuda:0`` when ``has_gpu`` (``benchmark.search.session.trial_plan`` under Ray)."""
         threads = max(1, int(assigned.get("CPU", 1)))
         gpu = float(assigned.get("GPU", 0.0))
-        if ray.get_gpu_ids() and gpu > 0:
+        if has_gpu and gpu > 0:
             return cls("cuda:0", threads, min(1.0, gpu))
         return cls("cpu", threads)
 

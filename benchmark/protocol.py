@@ -26,7 +26,7 @@ class Preset:
     sampler: str = "tpe"
     scheduler: str = "asha"
     recipes: tuple[str, ...] = ()
-    #: model -> search-space file (relative to the project's ``search_spaces/``) replacing the model's own
+    #: model -> search-space file (relative to ``benchmark/spaces/``) replacing the model's own
     spaces: Mapping[str, str] = dataclasses.field(default_factory=dict)
     budget_min: int = 75  # the wall time it should take on a 2-core CPU: a target, not a measurement
 

@@ -3,12 +3,19 @@
 Layout (``runs/<name>/``)::
 
     run.json                        RunRecord: every invocation (command, spec, versions, hardware)
-    <task>/<model>/trials.jsonl     TrialLog: append-only, written while the search runs (what a kill keeps)
+    <task>/<model>/                 StudyDir: one search, every artifact's path, reader and writer
+                  /trials.jsonl     TrialLog: append-only, written while the search runs (what a kill keeps)
                   /trials.json      every TrialRecord of the search, written when it ends
-                  /result.json      SearchResult: best config, validation AUC, test metrics, budget used
+                  /result.json      SearchResult: best config, validation AUC, test metrics, budget used; its
+                                    ``data`` is the DataManifest (source, hash, split sizes, training rows)
+                  /space.yaml       the space searched, as YAML (bench run's fixed values in it)
+                  /optuna.journal   the Optuna study (benchmark.search.studies)
+                  /tune/            Ray Tune's experiment state (what --resume restores)
+                  /roc.npz          test labels, scores and aux variables of the best config (first seed)
+                  /<artifact>.npz   the model's extra test arrays (VAEs: recon, latent)
 
-The runner writes them, and the leaderboard, ``bench report``, ``bench perf`` and the tests read them,
-only through the functions here. Each JSON file carries ``schema_version``; files of schema 1 (the
+The runner writes them, and the board, ``bench report``, ``bench export``, ``bench perf`` and the tests
+read them, only through this module; :func:`studies` is the one scanner of run directories. Each JSON file carries ``schema_version``; files of schema 1 (the
 first release, without the field) and 2 still read, with the values later schemas added derived where
 the old file determines them (schema 3 added the convergence of the test retraining, the VAEs'
 reconstruction quality, the reference recipe and the fixed-evaluation data sizes). A file of another schema, or one that does not parse, is a :class:`BenchError`
@@ -30,6 +37,7 @@ from benchmark.tasks.base import Sizes
 SCHEMA_VERSION = 3
 RUN, TRIALS, RESULT, LOG = "run.json", "trials.json", "result.json", "trials.jsonl"
 SPACE = "space.yaml"  # a study directory's copy of the space it searched (benchmark.search_space.SearchSpace.dump)
+ROC, JOURNAL, TUNE_DIR = "roc.npz", "optuna.journal", "tune"
 STATUSES = ("completed", "pruned", "failed")
 #: How a rejected file is fixed: its run directory was written by another hepbench version.
 REBUILD = "rerun the search with this version (`bench run ... --name NEW`)"
@@ -166,6 +174,161 @@ def read_trials(study_dir: Path, seed: int = 0) -> tuple[TrialRecord, ...]:
         raise BenchError(f"{path}: not a trial record ({one_line(e, typed=True)}); {REBUILD}") from None
 
 
+# --- the data a search ran on ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DataManifest:
+    """What a search result keeps of its prepared data's manifest (``benchmark.data.prepare``): the real
+    files' SHA-256 (none for synthetic data), the generator version, the requested sizes, the split seed
+    and the split sizes as prepared. ``n_samples`` is schema < 3's one sample count."""
+
+    KEYS = ("files", "generator_version", "n_train", "n_val", "n_test", "seed", "split_sizes")
+
+    files: Mapping[str, Any] | None = None
+    generator_version: Any = None
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    seed: int | None = None
+    split_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    n_samples: int | None = None
+    present: tuple[str, ...] = KEYS  # the keys the file had (an old file lacks some), so it is written back as read
+
+    @classmethod
+    def of_prepared(cls, manifest: Mapping[str, Any]) -> DataManifest:
+        return cls.from_json({k: manifest.get(k) for k in cls.KEYS})
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> DataManifest:
+        if not isinstance(d, Mapping):
+            raise TypeError(f"data: a mapping expected, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"present"}
+        kept = {k: v for k, v in d.items() if k in known and v is not None}
+        return cls(**kept, present=tuple(k for k in d if k in known))
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.present}
+
+    @property
+    def training_rows(self) -> int:
+        """The training split's rows as prepared (-1: unknown, an old result)."""
+        return int((self.split_sizes or {}).get("train", -1))
+
+    @property
+    def hash(self) -> str:
+        """Identity of the *evaluation* data: SHA-256 over the real files' SHA-256 (in file-name order) and
+        the split seed, or over generator version, validation and test sizes and seed for synthetic data.
+        The training size is not part of it (it is ``training_rows``): rows trained on different amounts
+        of the same data were tested on the same rows. A result of schema < 3 hashes its sample count."""
+        import hashlib
+
+        if self.files:
+            text = "".join(self.files[name]["sha256"] for name in sorted(self.files))
+            if "n_train" in self.present:
+                text += f"|{self.seed}"
+        elif "n_samples" in self.present:
+            text = f"{self.generator_version}|{self.n_samples}|{self.seed}"
+        else:
+            missing = [k for k in ("generator_version", "n_val", "n_test", "seed") if k not in self.present]
+            if missing:
+                raise KeyError(missing[0])
+            text = f"{self.generator_version}|val {self.n_val}|test {self.n_test}|{self.seed}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def sizes(self, source: str) -> Sizes:
+        """The rows per split to prepare the same data again."""
+        if "n_train" not in self.present:
+            raise KeyError("n_train")
+        if source == "real":
+            return Sizes(train=self.n_train)
+        return Sizes(self.n_train, self.n_val, self.n_test)
+
+
+def data_hash(data: Mapping[str, Any] | DataManifest) -> str:
+    """:attr:`DataManifest.hash` of a manifest or of its JSON mapping."""
+    return (data if isinstance(data, DataManifest) else DataManifest.from_json(data)).hash
+
+
+# --- one study directory -------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class StudyDir:
+    """One search's directory, ``<run>/<task>/<model>``: every artifact's path, its reader and writer."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, run_dir: Path, task: str, label: str) -> StudyDir:
+        """The study of ``label`` (a model, or ``model@recipe``) on ``task`` in ``run_dir``."""
+        return cls(Path(run_dir) / task / label.replace(":", "_"))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parents[1]
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def finished(self) -> bool:
+        """A study with ``result.json`` is done (it is the last file written)."""
+        return (self.path / RESULT).is_file()
+
+    @property
+    def started(self) -> bool:
+        return any((self.path / f).is_file() for f in (RESULT, TRIALS, LOG))
+
+    def log(self) -> TrialLog:
+        return TrialLog(self.path)
+
+    def read_result(self) -> SearchResult:
+        return read_result(self.path)
+
+    def write_result(self, result: SearchResult) -> None:
+        write_result(self.path, result)
+
+    def read_trials(self, seed: int = 0) -> tuple[TrialRecord, ...]:
+        return read_trials(self.path, seed)
+
+    def write_trials(self, trials: Iterable[TrialRecord]) -> None:
+        write_trials(self.path, trials)
+
+    def artifact(self, name: str) -> Path:
+        """The ``.npz`` of a test artifact: ``roc`` (labels, scores, aux) or a model's (``recon``, ``latent``)."""
+        return self.path / f"{name}.npz"
+
+    def write_artifact(self, name: str, arrays: Mapping[str, Any]) -> None:
+        from benchmark.files import atomic_savez
+
+        atomic_savez(self.artifact(name), **arrays)
+
+    def read_artifact(self, name: str) -> dict[str, Any] | None:
+        """The arrays of a test artifact, or None when the study has none of that name."""
+        import numpy as np
+
+        path = self.artifact(name)
+        if not path.is_file():
+            return None
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+
+
+def studies(run_dir: Path, *, finished: bool = False) -> list[StudyDir]:
+    """Every study directory of ``run_dir`` that has a record (only those with a result if ``finished``),
+    in name order: the one scanner of run directories."""
+    found = [StudyDir(p) for p in sorted(Path(run_dir).glob("*/*")) if p.is_dir()]
+    return [s for s in found if (s.finished if finished else s.started)]
+
+
+def read_run_or_none(run_dir: Path, warn) -> RunRecord | None:
+    """The run record, or None after ``warn(message)`` when it is missing or unreadable."""
+    try:
+        return read_run(run_dir)
+    except BenchError as e:
+        warn(str(e))
+        return None
+
+
 # --- one search ----------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +395,7 @@ class SearchResult:
     task: str
     model: str
     source: str                         # "synthetic" or "real"
-    data: Mapping[str, Any]             # the prepared data's manifest: files, generator, sizes, seed, split sizes
+    data: DataManifest                  # the prepared data's manifest: files, generator, sizes, seed, split sizes
     sampler: str
     scheduler: str
     seed: int
@@ -253,21 +416,23 @@ class SearchResult:
     protocol: str | None = None         # the board protocol it ran under (benchmark.protocol), if any
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, DataManifest):  # a mapping, as the JSON file has it
+            object.__setattr__(self, "data", DataManifest.from_json(self.data))
+
     @property
     def sizes(self) -> Sizes:
         """The rows per split it was trained and evaluated on (to prepare the same data again)."""
-        d = self.data
-        if "n_train" not in d:  # schema < 3: splits cut from one sample count, before the fixed evaluation splits
+        try:
+            return self.data.sizes(self.source)
+        except KeyError:  # schema < 3: splits cut from one sample count, before the fixed evaluation splits
             raise BenchError(f"{self.task} / {self.model}: a result of an older hepbench, whose data this version "
-                             f"does not prepare; {REBUILD}")
-        if self.source == "real":
-            return Sizes(train=d["n_train"])
-        return Sizes(d["n_train"], d["n_val"], d["n_test"])
+                             f"does not prepare; {REBUILD}") from None
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["test"] = self.test.to_json()
-        return d
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["test"], d["data"] = self.test.to_json(), self.data.to_json()
+        return json.loads(json.dumps(d, default=_plain))  # the nested records as plain JSON values
 
     @classmethod
     def from_json(cls, d: Mapping) -> SearchResult:
@@ -283,6 +448,7 @@ class SearchResult:
             d.setdefault("resources_per_trial", {})
             d.setdefault("finished", "")
         d["test"] = TestMetrics.from_json(d["test"])
+        d["data"] = DataManifest.from_json(d["data"])
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name != "schema_version"})
 
 
@@ -350,6 +516,14 @@ def append_invocation(run_dir: Path, invocation: Invocation) -> RunRecord:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+def _plain(v):
+    if dataclasses.is_dataclass(v):
+        return dataclasses.asdict(v)
+    if isinstance(v, Mapping):
+        return dict(v)
+    raise TypeError(f"{type(v).__name__} is not JSON serialisable")
+
 
 def _read(path: Path, what: str, parse):
     """``parse`` of the JSON object in ``path``, its schema checked; anything else a BenchError."""

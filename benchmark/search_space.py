@@ -25,7 +25,7 @@ import yaml
 
 from benchmark.errors import ConfigError
 
-SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES_DIR = Path(__file__).resolve().parent / "spaces"  # package data: the wheel ships them
 _FIELDS = {
     "float": {"type", "low", "high", "log", "step", "when"},
     "int": {"type", "low", "high", "log", "step", "when"},

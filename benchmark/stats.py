@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from benchmark.tables import aligned
+from benchmark.text import aligned
 from benchmark.tasks.base import RawBatch, TaskSpec
 
 

@@ -1,36 +1,77 @@
-"""The search strategies ``bench run`` offers, in one place for the CLI, the runner and ``bench perf``:
-Optuna samplers by name, and the schedulers that stop trials early over a model's fidelity.
+"""The search strategies ``bench run`` and the replays offer, in one place: the objective every search
+tunes, the Optuna samplers by name, and the early-stopping schedulers over a model's fidelity.
 
-Every task is tuned on the same metric: the validation ROC AUC, maximised (``METRIC`` / ``MODE``).
-The runner tunes its running maximum over the epochs (the models keep their best epoch's weights).
+Every task is tuned on the same objective, :data:`OBJECTIVE`: the validation ROC AUC, maximised. A
+trial reports it every epoch as ``val_auc``; Tune and Optuna see its running maximum over the trial's
+steps, ``best_val_auc`` (``METRIC``; the models keep their best epoch's weights).
+
+A sampler is a :class:`Sampler` in :data:`REGISTRY`. Its contract, checked for every entry by
+``tests/test_strategies.py`` with no test naming one: built with the same seed it proposes the same
+configurations for the same results; every proposal lies inside the declared space (log, step,
+categorical and conditional parameters); and it runs both under Ray Tune (``bench run``) and in the
+replay (``bench replay``). A scheduler name is one of :data:`SCHEDULERS`; ``asha``'s settings are
+:data:`ASHA`, which the runner gives Ray Tune's ``ASHAScheduler`` and the replay simulates.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 
-METRIC = "best_val_auc"  # what Tune and Optuna see: the running maximum of val_auc over a trial's steps
-MODE = "max"
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What every search optimises: ``name`` as each step reports it, in ``mode`` ("max" or "min"), and
+    ``running``, the best value so far over a trial's steps, which the searcher and scheduler see."""
+
+    name: str
+    mode: str
+    running: str
+
+    @property
+    def direction(self) -> str:
+        """Optuna's word for ``mode``."""
+        return "maximize" if self.mode == "max" else "minimize"
+
+    def better(self, a: float, b: float) -> float:
+        """The better of two values."""
+        return max(a, b) if self.mode == "max" else min(a, b)
 
 
-#: Seeded Optuna samplers by name (``optuna`` is passed in: it is imported only when one is built).
-_SAMPLERS: dict[str, Callable] = {
-    "tpe": lambda optuna, seed: optuna.samplers.TPESampler(seed=seed),
-    "random": lambda optuna, seed: optuna.samplers.RandomSampler(seed=seed),
-    "cmaes": lambda optuna, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-    "gp": lambda optuna, seed: optuna.samplers.GPSampler(seed=seed),
+OBJECTIVE = Objective(name="val_auc", mode="max", running="best_val_auc")
+METRIC, MODE = OBJECTIVE.running, OBJECTIVE.mode  # what Tune and Optuna see
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+    """A seeded Optuna sampler: ``build(optuna, seed)`` makes it (``optuna`` passed in: it is imported
+    only when one is built)."""
+
+    name: str
+    build: Callable
+    description: str
+
+    def make(self, seed: int):
+        import optuna
+
+        return self.build(optuna, seed)
+
+
+REGISTRY: dict[str, Sampler] = {s.name: s for s in (
+    Sampler("tpe", lambda optuna, seed: optuna.samplers.TPESampler(seed=seed), "tree-structured Parzen estimator"),
+    Sampler("random", lambda optuna, seed: optuna.samplers.RandomSampler(seed=seed), "uniform random search"),
+    Sampler("cmaes", lambda optuna, seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+            "CMA-ES (categorical parameters sampled independently)"),
+    Sampler("gp", lambda optuna, seed: optuna.samplers.GPSampler(seed=seed), "Gaussian-process Bayesian optimisation"),
     # scrambled: an unscrambled Sobol sequence is the same whatever the seed
-    "qmc": lambda optuna, seed: optuna.samplers.QMCSampler(seed=seed, scramble=True),
-}
-SAMPLERS: tuple[str, ...] = tuple(_SAMPLERS)
+    Sampler("qmc", lambda optuna, seed: optuna.samplers.QMCSampler(seed=seed, scramble=True), "scrambled Sobol sequence"),
+)}
+SAMPLERS: tuple[str, ...] = tuple(REGISTRY)
 SCHEDULERS: tuple[str, ...] = ("asha", "none")
 
 
 def make_sampler(name: str, seed: int):
     """A seeded Optuna sampler by name (one of ``SAMPLERS``)."""
-    import optuna
-
-    return _SAMPLERS[name](optuna, seed)
+    return REGISTRY[name].make(seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +99,7 @@ class Asha:
 ASHA = Asha()
 
 
-def scheduler_class(name: str, *, has_fidelity: bool, max_t: int) -> tuple[type, dict]:
-    """The Ray Tune scheduler class and its arguments: ``asha`` for a model with a fidelity, FIFO
-    (every trial runs its full budget) otherwise."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if name == "asha" and has_fidelity:
-        return ASHAScheduler, {"time_attr": "training_iteration", "metric": METRIC, "mode": MODE, "max_t": max_t,
-                               "grace_period": ASHA.grace_period, "reduction_factor": ASHA.reduction_factor}
-    return FIFOScheduler, {}
+def replay_code() -> tuple:
+    """What of this module a replay's result depends on, for the replay cache's fingerprint: the
+    objective and ASHA's settings (the samplers' own entries are fingerprinted one by one)."""
+    return OBJECTIVE, Asha, ASHA

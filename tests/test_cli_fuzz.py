@@ -2,7 +2,7 @@
 sub-commands gives either a valid run or the usual one-line error with exit code 2, in seconds, never
 a traceback, and nothing is written outside the directories the command line names.
 
-``benchmark.runner._init_ray`` is replaced by a sentinel: a ``bench run`` that reaches it passed every
+``benchmark.search.session.init_ray`` is replaced by a sentinel: a ``bench run`` that reaches it passed every
 check that needs no Ray, and the spec it carries is then checked to really be valid (its models and
 tasks resolve, timm members exist, its run directory is inside ``--runs-dir``, its seed, resources,
 address and search spaces are usable). Every example runs in a fresh temporary directory (the working
@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from benchmark import runner
+from benchmark.search import runner, session
 from benchmark.cli import main
 from benchmark.models import get_model_class, list_models
 from benchmark.search_space import load_space
@@ -118,7 +118,7 @@ FLAGS = st.sampled_from([(), (), (), (), ("--verbose",), ("--resume",), ("--resu
 # --- the sandbox -------------------------------------------------------------------------------------
 
 class _ReachedRay(Exception):
-    """``runner._init_ray`` was called: the spec passed every check before Ray."""
+    """``session.init_ray`` was called: the spec passed every check before Ray."""
 
     def __init__(self, spec):
         super().__init__("reached Ray")
@@ -175,7 +175,7 @@ def sandbox():
         def no_ray(spec):
             raise _ReachedRay(spec)
 
-        mp.setattr(runner, "_init_ray", no_ray)
+        mp.setattr(session, "init_ray", no_ray)
         yield box
 
 

@@ -18,7 +18,7 @@ from conftest import result_json, trials_json
 import ray
 from ray.cluster_utils import Cluster
 
-from benchmark import runner, studies
+from benchmark.search import runner, studies
 from benchmark.data import Sizes
 from benchmark.cli import main
 from benchmark.errors import BenchError

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_runner import bench
 
-from benchmark import studies
+from benchmark.search import studies
 
 pytest.importorskip("optuna_dashboard")
 pytestmark = pytest.mark.slow

@@ -34,11 +34,10 @@ def test_evaluation_rows_do_not_depend_on_the_training_size(tiny_task, tmp_path)
             assert (small.path / s.value / f"{k}.npy").read_bytes() == (large.path / s.value / f"{k}.npy").read_bytes()
     np.testing.assert_array_equal(small.split(Split.TRAIN).X, large.split(Split.TRAIN).X[:100])
     assert small.manifest["n_train"] == 100 and large.manifest["split_sizes"]["test"] == 600
-    from benchmark.leaderboard import data_hash
-    from benchmark.runner import DATA_KEYS
+    from benchmark.records import DataManifest
 
     def hashed(p):
-        return data_hash({k: p.manifest.get(k) for k in DATA_KEYS})
+        return DataManifest.of_prepared(p.manifest).hash
     assert hashed(small) == hashed(large)  # one board key: the training size is its own column
     assert hashed(prepare(tiny_task, source=Source.SYNTHETIC, root=tmp_path, sizes=Sizes(100, 300, 601))) != hashed(small)
 

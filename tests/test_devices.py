@@ -122,7 +122,8 @@ def test_memory_format_follows_the_network_and_device():
 
 
 def test_bench_run_precision_is_fixed_in_the_neural_models_spaces_only():
-    from benchmark import runner
+    from benchmark.search import runner
+    from benchmark.search.validate import fixed_by_spec
     from benchmark.models import get_model_class
     from benchmark.search_space import load_space
 
@@ -131,4 +132,4 @@ def test_bench_run_precision_is_fixed_in_the_neural_models_spaces_only():
         for name, fixed in (("resnet15", {"epochs": 3, **expected}), ("logreg", {})):
             cls = get_model_class(name)
             space = load_space(name, None, known_keys=cls.default_config)
-            assert runner._fixed_by_spec(spec, cls, space) == fixed
+            assert fixed_by_spec(spec, cls, space) == fixed

@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from benchmark import leaderboard, records
+from benchmark import records
+from benchmark.publish import leaderboard
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import result_json, trials_json
 
-from benchmark import leaderboard
+from benchmark.publish import leaderboard
 
 pytest.importorskip("aiohttp", reason="ray job submit needs Ray's dashboard packages (the cluster extra)")
 psutil = pytest.importorskip("psutil")

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard, plots, records
+from benchmark import records
+from benchmark.publish import leaderboard, plots
 from benchmark.cli import main
 from benchmark.errors import BenchError
 from benchmark.tasks import get_task
@@ -25,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def write_study(runs: Path, run_id: str, task: str, model: str, *, val_auc: float, test_auc: float,
                 source: str = "synthetic", data_seed: int = 0, repeats: int = 1, cpus: float = 2.0,
                 trial_time_s: float = 7200.0, argv: tuple[str, ...] | None = None, recipe: str | None = None) -> Path:
-    """One study directory as ``benchmark.runner`` leaves it (through ``benchmark.records``, as the
+    """One study directory as ``benchmark.search.runner`` leaves it (through ``benchmark.records``, as the
     runner writes it), plus (or extending) its run.json."""
     study = runs / run_id / task / (model if recipe is None else f"{model}@{recipe}")
     study.mkdir(parents=True, exist_ok=True)
@@ -390,10 +391,10 @@ def test_cli_leaderboard_errors_are_one_line(tmp_path, capsys, argv, message):
 
 
 def test_bench_run_publishes_to_the_leaderboard_dir_after_the_search(tmp_path, capsys, monkeypatch):
-    import benchmark.runner
+    import benchmark.search.runner
 
     seen = {}
-    monkeypatch.setattr(benchmark.runner, "run", lambda spec: seen.setdefault("spec", spec) and benchmark.runner.Outcome(
+    monkeypatch.setattr(benchmark.search.runner, "run", lambda spec: seen.setdefault("spec", spec) and benchmark.search.runner.Outcome(
         tmp_path / "runs" / spec.name, ()))
     monkeypatch.setattr(leaderboard, "update", lambda runs_dir, out_dir, runs: seen.setdefault("board", (runs_dir, out_dir, runs)))
     code, _, _ = run_cli(capsys, "run", "--task", "hcal_dqm", "--model", "svm", "--runs-dir", str(tmp_path / "runs"),

@@ -79,9 +79,11 @@ def test_asha_rungs_are_the_runners_and_the_trials_that_went_on_past_them():
     import tempfile
     from types import SimpleNamespace
 
-    from benchmark import records, runner
+    from benchmark import records
+    from benchmark.search import runner
+    from benchmark.search.tune import make_scheduler
     from benchmark.perf.search import passed
-    from benchmark.replay import Rungs
+    from benchmark.tables.replay import Rungs
     from benchmark.strategies import ASHA, METRIC
 
     assert ASHA.rungs(9) == [1, 3] and ASHA.rungs(27) == [1, 3, 9] and ASHA.rungs(1) == []
@@ -91,7 +93,7 @@ def test_asha_rungs_are_the_runners_and_the_trials_that_went_on_past_them():
 
     def stops(value):
         with tempfile.TemporaryDirectory() as tmp:
-            scheduler = runner._PruneTracker.make(records.TrialLog(tmp), spec, has_fidelity=True)
+            scheduler = make_scheduler(spec.scheduler, records.TrialLog(tmp), has_fidelity=True, max_t=spec.max_epochs)
             trials = [SimpleNamespace(trial_id=f"t{i}") for i in range(9)]
             stopped_at, replayed = {}, Rungs(9)  # and bench replay's ASHA, told the same results in the same order
             for t in trials:

@@ -1,4 +1,4 @@
-"""bench replay / bench compare: replaying optimisers against recorded tables (benchmark.replay, benchmark.compare)."""
+"""bench replay / bench compare: replaying optimisers against recorded tables (benchmark.tables.replay, benchmark.tables.compare)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,9 +9,9 @@ import pytest
 from test_cli import run_cli
 from test_tabular import space_config, trial, write_run, write_study
 
-from benchmark import compare, tabular
+from benchmark.tables import compare, tabular
 from benchmark.errors import BenchError
-from benchmark.replay import Blackbox, Rungs, Surrogate, blackboxes, list_proposer, optuna_proposer, replay
+from benchmark.tables.replay import Blackbox, Rungs, Surrogate, blackboxes, list_proposer, optuna_proposer, replay
 from benchmark.search_space import parse_space
 
 # one float on a log scale and one categorical: the answer is known everywhere

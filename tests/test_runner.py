@@ -12,7 +12,9 @@ import numpy as np
 import optuna
 import pytest
 
-from benchmark import leaderboard, records, studies
+from benchmark import records
+from benchmark.publish import leaderboard
+from benchmark.search import studies
 from conftest import result_json, trials_json
 
 pytestmark = pytest.mark.slow
@@ -152,6 +154,29 @@ def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
     assert len(json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["invocations"]) == 2
 
 
+def test_sigterm_stops_as_cleanly_as_ctrl_c_and_resumes(tmp_path):
+    """SIGTERM to the driver (how Kubernetes and SLURM preempt a job): the same resume line as Ctrl-C, exit
+    code 143, none of Ray's native stack noise; then --resume to exactly the requested trials."""
+    args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
+            "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "t"]
+    proc = bench(args, tmp_path, start_new_session=True)
+    curves = tmp_path / "runs" / "t" / "ee_gamma" / "naive_bayes" / "trials.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not curves.is_file() or len(curves.read_text().splitlines()) < 2):
+        time.sleep(0.5)
+    assert curves.is_file(), proc.communicate()[0]
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 143, out
+    assert "terminated (SIGTERM)" in out and "--resume" in out and "SIGTERM received" not in out, out
+    assert not (curves.parent / "result.json").exists()
+    proc = bench(args + ["--resume"], tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    trials = trials_json(curves.parent)
+    assert len(trials) == 30 and all(t["status"] == "completed" for t in trials)
+
+
 def test_a_killed_driver_resumes_to_exactly_the_requested_trials(tmp_path):
     """SIGKILL (no chance to clean up) in the middle of a sweep, then --resume."""
     args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
@@ -267,8 +292,9 @@ def test_a_protocol_fixes_its_settings_and_runs_one_task(capsys):
     (1.0, 2, 3, 0.5, 1.0),     # GPU runs keep a trial's resources
 ])
 def test_seeds_share_the_slots_only_when_each_keeps_a_trials_threads(monkeypatch, cpus, slots, repeats, gpus, expected):
-    from benchmark import runner
+    from benchmark.search import final, session
+    from benchmark.search.spec import RunSpec
 
-    monkeypatch.setattr(runner, "_trial_slots", lambda spec: slots)
-    spec = runner.RunSpec(tasks=("ee_gamma",), models=("resnet15",), cpus_per_trial=cpus, gpus_per_trial=gpus, repeats=repeats)
-    assert runner._seed_cpus(spec) == pytest.approx(expected)
+    monkeypatch.setattr(session, "trial_slots", lambda spec: slots)
+    spec = RunSpec(tasks=("ee_gamma",), models=("resnet15",), cpus_per_trial=cpus, gpus_per_trial=gpus, repeats=repeats)
+    assert final.seed_cpus(spec) == pytest.approx(expected)

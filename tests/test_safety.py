@@ -42,6 +42,6 @@ def test_no_unsafe_deserialisation():
 
 
 def test_local_ray_starts_without_a_dashboard():
-    inits = [node for path, node, func in _calls() if func == "ray.init" and path.name == "runner.py"]
+    inits = [node for path, node, func in _calls() if func == "ray.init" and path.name == "session.py"]
     local = [n for n in inits if _keyword(n, "address") in (None, "local")]
     assert local and all(_keyword(n, "include_dashboard") is False for n in local)

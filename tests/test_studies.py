@@ -1,11 +1,11 @@
-"""The studies' journal files (benchmark.studies): readable while written, cut back on resume, and the
+"""The studies' journal files (benchmark.search.studies): readable while written, cut back on resume, and the
 sqlite study of an older run still read."""
 from __future__ import annotations
 
 import optuna
 import pytest
 
-from benchmark import studies
+from benchmark.search import studies
 
 
 def _study(study_dir, name="t-logreg"):

@@ -1,5 +1,5 @@
 """The shared table helpers of the CLI, the leaderboard, bench report and bench perf."""
-from benchmark.tables import aligned, markdown
+from benchmark.text import aligned, markdown
 
 
 def test_aligned_pads_columns_and_rules_the_header():

@@ -1,4 +1,4 @@
-"""``bench export`` and its loader (benchmark.tabular), from hand-written run directories (no Ray, no
+"""``bench export`` and its loader (benchmark.tables.tabular), from hand-written run directories (no Ray, no
 training): the records are written with benchmark.records, so their schema is the runner's."""
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 import yaml
 from test_cli import run_cli
 
-from benchmark import leaderboard, records, tabular
+from benchmark import records
+from benchmark.tables import tabular
+from benchmark.tables.page import tables_page
 from benchmark.recipes import RECIPES
 from benchmark.search_space import SPACES_DIR, load_space
 
@@ -129,7 +131,7 @@ def test_one_row_per_trial_and_epoch_with_config_columns_and_cumulative_time(run
     assert df[df.study != "resnet15@e2e-resnet15"].recipe.isna().all()
     # the board's keys: its data hash, its training rows
     result = records.read_result(run1 / TASK / "resnet15")
-    assert (df.data_hash == leaderboard.data_hash(result.data)).all() and (df.n_train == 560).all()
+    assert (df.data_hash == records.data_hash(result.data)).all() and (df.n_train == 560).all()
     columns = df.columns.tolist()  # who and what, then the config, the fidelity, the objective, metrics, times
     assert columns[:3] == ["run", "task", "study"] and columns[-3:] == ["wall_s", "cum_wall_s", "reported_at"]
     assert columns.index("error") < columns.index("config.lr") < columns.index("epoch") < columns.index("val_auc") \
@@ -331,11 +333,11 @@ def test_the_tables_page_is_written_from_the_tables_and_their_metadata(tmp_path)
     ((_, path),) = tabular.export([run], tmp_path / "tables" / "t.parquet")
     meta = json.loads(tabular.metadata_path(path).read_text())
     assert meta["studies"]["resnet15"]["searches"] == [{"run": "rec", "search_wall_s": 60.0, "val_auc": 0.8, "test_auc": 0.8}]
-    page = tabular.tables_page(tmp_path / "tables")
+    page = tables_page(tmp_path / "tables")
     assert " ".join(meta["runs"]["rec"]["invocations"][0]["argv"]) in page  # the command that recorded it
     assert "Live searches" not in page
     tabular.export([run], tmp_path / "tables" / "live" / "l.parquet")  # a live search: its own section
-    live = tabular.tables_page(tmp_path / "tables").split("## Live searches")[1]
+    live = tables_page(tmp_path / "tables").split("## Live searches")[1]
     assert "| l.parquet | resnet15 | rec | 1.0 min | 0.8000 | 0.8000 |" in live and "bench run --task" in live
     rows = {line.split(" | ")[1]: line.split(" | ")[2:10] for line in page.splitlines() if line.startswith("| t.parquet |")}
     # training rows, configs with full curves, failed, epochs, best and median final val AUC, search wall time

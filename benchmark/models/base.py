@@ -1,7 +1,7 @@
 """One interface for every model, neural or classical.
 
 A model is built from a task and a config whose keys match its search space
-(``search_spaces/<name>.yaml``), trains with ``fit(train, val, report=...)`` and scores with
+(``benchmark/spaces/<name>.yaml``), trains with ``fit(train, val, report=...)`` and scores with
 ``score(data) -> (n,)`` float array, higher = more like label 1 (the signal class).
 
 ``score`` takes a :class:`benchmark.data.SplitData` rather than bare images so that classical models
@@ -79,6 +79,15 @@ class Model(abc.ABC):
         """Whether its config has the ``precision`` key (the neural models): ``bench run --precision``
         fixes it, and retraining uses the precision its search computed in."""
         return "precision" in cls.default_config
+
+    @classmethod
+    def as_computed(cls, config: Mapping[str, Any], precision: str | None) -> dict[str, Any]:
+        """``config`` with the ``precision`` a trial resolved (``auto`` became ``fp32`` or ``bf16``) put back,
+        so a retraining computes as the search did; unchanged for a model without the key or no precision."""
+        config = dict(config)
+        if precision is not None and cls.has_precision():
+            config["precision"] = precision
+        return config
 
     def training_summary(self) -> dict[str, Any]:
         """How the last ``fit`` ended, for models trained epoch by epoch: ``epochs``, ``converged``, ``stop``

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.tables import aligned, markdown
+from benchmark.text import aligned, markdown
 
 
 @dataclasses.dataclass(frozen=True)

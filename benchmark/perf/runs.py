@@ -18,14 +18,14 @@ MiB = 2**20
 
 def _run_search(spec) -> tuple[records.SearchResult, tuple[records.TrialRecord, ...]]:
     """``runner.search(spec)`` for its one (task, model): the search's result and its trials."""
-    from benchmark import runner
+    from benchmark.search import runner
 
     result = runner.search(spec)
-    return result, records.read_trials(runner.study_dir(spec.runs_dir / spec.name, result.task, result.model))
+    return result, records.StudyDir.of(spec.runs_dir / spec.name, result.task, result.model).read_trials()
 
 
 def _spec(root: Path, name: str, **kwargs):
-    from benchmark import runner
+    from benchmark.search import runner
 
     return runner.RunSpec(source="synthetic", name=name, data_root=root / "data", runs_dir=root / "runs",
                           argv=("bench", "perf"), **kwargs)

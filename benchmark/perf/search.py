@@ -1,5 +1,5 @@
 """``bench perf``'s search efficiency (3), answered by replaying the recorded tables (``leaderboard/tables``,
-:mod:`benchmark.replay`): TPE + ASHA against random search without early stopping, many seeds each."""
+:mod:`benchmark.tables.replay`): TPE + ASHA against random search without early stopping, many seeds each."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +22,8 @@ def passed(epochs, rungs: list[int]) -> str:
 def search_efficiency(*, trials: int, seeds: int, tables: Path = TABLES) -> Comparison:
     """On every recorded table's model with a fidelity: the simulated time and the epochs TPE + ASHA needs
     to reach random search's final best validation AUC (IQM over ``seeds`` seeds), beside random's own."""
-    from benchmark import compare
-    from benchmark.replay import Surrogate, blackboxes
+    from benchmark.tables import compare
+    from benchmark.tables.replay import Surrogate, blackboxes
 
     title = "3. Search efficiency: TPE + ASHA vs random search, replayed on the recorded tables"
     boxes = [b for path in sorted(Path(tables).glob("*.parquet")) for b in blackboxes(path) if b.max_epochs > 1]
@@ -53,7 +53,7 @@ def search_efficiency(*, trials: int, seeds: int, tables: Path = TABLES) -> Comp
         f"(median over seeds; {len(ratios)} tables)",
         "TPE + ASHA reaches random search's final best in at most 40 % of its simulated time", worst <= 0.4,
         f"Each side: {seeds} seeded replays of {trials} trials, 2 at a time, on every recorded table's model with "
-        "a fidelity (`benchmark.replay`, k-nearest-neighbour surrogate). Target: random search's final best "
+        "a fidelity (`benchmark.tables.replay`, k-nearest-neighbour surrogate). Target: random search's final best "
         "validation AUC, the interquartile mean over its seeds. simulated_s_to_reach and epochs_to_reach: "
         "median over the seeds that reach it, in simulated seconds (the recorded epoch times) and epochs "
         "trained by all trials up to then; epochs_in_all: all epochs a replay trained (median). "

@@ -16,7 +16,7 @@
    (``runner.run``) vs the same objective under plain ``optuna`` ``study.optimize``, each timed from
    its first trial's result to its last (Ray's start-up excluded).
 3. ``search``: TPE + ASHA vs random search without early stopping, replayed on the recorded tables
-   (``leaderboard/tables``, :mod:`benchmark.replay`) with many seeds: simulated time and epochs to reach
+   (``leaderboard/tables``, :mod:`benchmark.tables.replay`) with many seeds: simulated time and epochs to reach
    random search's final best (:mod:`benchmark.perf.search`).
 4. ``memory``: the resident memory of 1 vs 4 concurrent trials on the same prepared, memory-mapped
    data (:mod:`benchmark.perf.procmem`), beside the trials' model states.

@@ -33,13 +33,14 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from benchmark.errors import BenchError
 from benchmark.search_space import Param, SearchSpace, parse_space
-from benchmark.strategies import ASHA, SAMPLERS, SCHEDULERS, Asha, make_sampler
+from benchmark.strategies import ASHA, OBJECTIVE, SAMPLERS, SCHEDULERS, Asha, make_sampler
+from benchmark.tables import tabular
 
 __all__ = ["K_CHOICES", "Blackbox", "Rungs", "Surrogate", "Trace", "blackboxes", "replay"]
 
@@ -106,8 +107,6 @@ def _same_choice(v: Any, choice: Any) -> bool:
 def blackboxes(path: str | Path, studies: Sequence[str] | None = None) -> list[Blackbox]:
     """The searched studies of one exported table (``bench export``'s parquet or CSV file), each as a
     :class:`Blackbox`; reference recipes (one trial, nothing searched) are left out."""
-    from benchmark import tabular
-
     path = Path(path)
     frame, meta = tabular.load(path)
     names = [s for s, m in meta["studies"].items() if m.get("recipe") is None]
@@ -120,8 +119,6 @@ def blackboxes(path: str | Path, studies: Sequence[str] | None = None) -> list[B
 
 
 def _blackbox(path: Path, frame, meta: Mapping[str, Any], study: str) -> Blackbox:
-    from benchmark import tabular
-
     info = meta["studies"][study]
     spaces = [s["params"] for s in info["spaces"] if s.get("params")]
     if len(spaces) != 1:
@@ -251,8 +248,12 @@ class Trace:
         return np.where(idx >= 0, best[np.clip(idx, 0, None)], np.nan)
 
 
-#: A proposer: ask() -> (handle, config); tell(handle, value).
-Proposer = tuple[Callable[[], tuple[Any, dict]], Callable[[Any, float], None]]
+class Proposer(NamedTuple):
+    """What the replay asks for configurations: ``ask()`` returns (handle, config) and ``tell(handle, value)``
+    reports the trial's value (its best so far, as ``bench run``'s searcher is told)."""
+
+    ask: Callable[[], tuple[Any, dict]]
+    tell: Callable[[Any, float], None]
 
 
 def optuna_proposer(space: SearchSpace, sampler: str, seed: int) -> Proposer:
@@ -262,7 +263,7 @@ def optuna_proposer(space: SearchSpace, sampler: str, seed: int) -> Proposer:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental samplers say so
-        study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed))
+        study = optuna.create_study(direction=OBJECTIVE.direction, sampler=make_sampler(sampler, seed))
 
     def ask():
         with warnings.catch_warnings():
@@ -274,7 +275,7 @@ def optuna_proposer(space: SearchSpace, sampler: str, seed: int) -> Proposer:
     def tell(trial, value: float) -> None:
         study.tell(trial, value)
 
-    return ask, tell
+    return Proposer(ask, tell)
 
 
 def replay(blackbox: Blackbox, sampler: str, scheduler: str, seed: int, *, trials: int = 100, workers: int = 2,
@@ -328,4 +329,4 @@ def replay(blackbox: Blackbox, sampler: str, scheduler: str, seed: int, *, trial
 def list_proposer(configs: Iterator[dict] | Sequence[dict]) -> Proposer:
     """Configs in a given order, nothing learnt from the values (for tests and hand-made tables)."""
     it = iter(configs)
-    return (lambda: (None, dict(next(it)))), (lambda handle, value: None)
+    return Proposer(lambda: (None, dict(next(it))), lambda handle, value: None)

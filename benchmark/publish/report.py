@@ -1,6 +1,6 @@
 """``bench report RUN_DIR``: a run's HPO report, PNGs and a short Markdown page in ``RUN_DIR/report/``.
 
-Per search (``<run>/<task>/<model>/``, see :mod:`benchmark.runner`)::
+Per search (``<run>/<task>/<model>/``, see :mod:`benchmark.search.runner`)::
 
     hpo_<task>_<model>.png     best-so-far validation AUC against trials and against wall time; Optuna's
                                fANOVA parameter importances; training and validation loss of every
@@ -29,8 +29,8 @@ import numpy as np
 from benchmark import metrics, records
 from benchmark.errors import BenchError
 from benchmark.files import atomic_write_text, make_dir
-from benchmark.plots import figure, save
-from benchmark.tables import markdown
+from benchmark.publish.plots import figure, save
+from benchmark.text import markdown
 from benchmark.tasks import find_task
 
 __all__ = ["write_report"]
@@ -41,7 +41,7 @@ N_BINS, N_HOLDOUT, N_BOOT = 5, 3, 200
 def write_report(run_dir: Path, out_dir: Path | None = None, *, holdout: bool = True) -> Path:
     """Write the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``); returns report.md."""
     run_dir = Path(run_dir)
-    studies = sorted(p.parent for p in run_dir.glob(f"*/*/{records.TRIALS}"))
+    studies = [s.path for s in records.studies(run_dir) if s.file(records.TRIALS).is_file()]
     if not studies:
         raise BenchError(f"{run_dir}: no finished search in it (no <task>/<model>/trials.json): "
                          "pass a run directory written by `bench run`, e.g. runs/<name>")
@@ -65,7 +65,8 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, holdout: bool = 
 
 
 def _result(study: Path) -> records.SearchResult | None:
-    return records.read_result(study) if (study / records.RESULT).is_file() else None
+    study = records.StudyDir(study)
+    return study.read_result() if study.finished else None
 
 
 def _summary_table(studies: list[Path]) -> str:
@@ -89,7 +90,7 @@ def _study_trials(study: Path):
     which did not record it); ``(None, [])`` without a study."""
     import optuna
 
-    from benchmark import studies
+    from benchmark.search import studies
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tune_trials = {t.trial_id: t for t in records.read_trials(study)}
@@ -128,7 +129,7 @@ def _study_section(study: Path, out: Path) -> str:
     save(fig, out / name)
     text = f"### {model}\n\n![HPO {task} {model}]({name})\n"
     text += "".join(f"\n{n}\n" for n in notes if n)
-    latent = study / "latent.npz"
+    latent = records.StudyDir(study).artifact("latent")
     if latent.is_file():
         lname = f"latent_{task}_{model}.png"
         _latent(task, model, latent, out / lname)
@@ -262,9 +263,9 @@ def _robustness_section(task_name: str, studies: list[Path], out: Path) -> str:
     task = get_task(task_name)
     rocs = {}
     for s in studies:
-        if (s / "roc.npz").is_file():
-            with np.load(s / "roc.npz") as f:
-                rocs[s.name] = (f["y"], f["score"], f["aux"][:, 0])
+        roc = records.StudyDir(s).read_artifact("roc")
+        if roc is not None:
+            rocs[s.name] = (roc["y"], roc["score"], roc["aux"][:, 0])
     if not rocs:
         return ""
     aux_name = task.aux_names[0]
@@ -294,7 +295,7 @@ def _robustness_section(task_name: str, studies: list[Path], out: Path) -> str:
 def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str:
     """Retrain the best model (by val AUC) of the task's searches without each range of its
     ``holdout_aux`` variable (hcal_dqm: lumisections), and test it on that range only."""
-    from benchmark import data, runner
+    from benchmark import data
     from benchmark.devices import DevicePlan
     from benchmark.models import create_model, get_model_class
 
@@ -305,15 +306,13 @@ def _holdout_section(run_dir: Path, task, studies: list[Path], out: Path) -> str
     study, best = max(results, key=lambda sr: sr[1].val_auc)
     invocation = records.read_run(run_dir).invocation_for(best.task, best.model)  # the one that started it
     spec = invocation.spec if invocation else {}
-    prepared = runner.prepare(task_name=best.task, source=best.source, root=spec.get("data_root", "."),
-                              seed=best.data["seed"], sizes=best.sizes)
+    prepared = data.prepare_shared(task_name=best.task, source=best.source, root=spec.get("data_root", "."),
+                                   seed=best.data.seed, sizes=best.sizes)
     train, val, test = (prepared.split(s) for s in data.Split)
     plan = DevicePlan.local(gpu=best.device == "cuda")
-    config = dict(best.best_config)
-    if get_model_class(best.model).has_precision() and plan.kind == best.device:
-        config["precision"] = best.precision  # retrained as the search computed, on the same kind of device
-    with np.load(study / "roc.npz") as f:
-        seen_score = f["score"]
+    same_device = plan.kind == best.device  # retrained as the search computed, on the same kind of device
+    config = get_model_class(best.model).as_computed(best.best_config, best.precision if same_device else None)
+    seen_score = records.StudyDir(study).read_artifact("roc")["score"]
     col, aux = task.aux_names.index(task.holdout_aux), task.holdout_aux
     ls = {name: np.asarray(split.aux[:, col]) for name, split in (("train", train), ("val", val), ("test", test))}
     edges = np.quantile(np.concatenate(list(ls.values())), np.linspace(0, 1, N_HOLDOUT + 1))

@@ -1,5 +1,5 @@
 """Ranking optimisers by replaying recorded tables (``bench compare``): every sampler x scheduler, many
-seeds, on every study of every table (:mod:`benchmark.replay`).
+seeds, on every study of every table (:mod:`benchmark.tables.replay`).
 
 Per blackbox, the **normalised regret** of an incumbent value ``y`` is ``(hi - y) / (hi - lo)``, with
 ``hi`` and ``lo`` the best and worst full-budget values the table recorded (0: the table's best found;
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import BenchError
-from benchmark.replay import Blackbox, Surrogate, Trace, replay
+from benchmark.tables.replay import Blackbox, Surrogate, Trace, replay
 from benchmark.strategies import SAMPLERS, SCHEDULERS
 
 ALPHA = 0.05
@@ -117,13 +117,21 @@ def pairwise(final: Mapping[str, np.ndarray], alpha: float = ALPHA) -> list[tupl
 
 # --- running the grid ----------------------------------------------------------------------------
 
-_JOBS: dict = {}  # what the forked workers replay (set before the pool forks)
+@dataclasses.dataclass(frozen=True)
+class _Jobs:
+    """What every replay of a grid shares (sent to the pool's workers with their keys)."""
+
+    boxes: list
+    surrogates: list
+    trials: int
+    workers: int
+    cache: Path | None
 
 
-def _one(key: tuple[int, str, str, int]) -> tuple[tuple[int, str, str, int], Trace, float, bool]:
+def _one(jobs: _Jobs, key: tuple[int, str, str, int]) -> tuple[tuple[int, str, str, int], Trace, float, bool]:
     """One replay, or its cached copy (with the seconds the replay took when it ran)."""
     b, sampler, scheduler, seed = key
-    boxes, surrogates, trials, workers, cache = (_JOBS[k] for k in ("boxes", "surrogates", "trials", "workers", "cache"))
+    boxes, surrogates, trials, workers, cache = jobs.boxes, jobs.surrogates, jobs.trials, jobs.workers, jobs.cache
     path = None
     if cache is not None:
         path = Path(cache) / sampler / f"{_fingerprint(boxes[b], surrogates[b].k, sampler, scheduler, seed, trials, workers)}.npz"
@@ -150,25 +158,33 @@ def _one_thread() -> None:
 
 
 @functools.cache
-def _code_digest() -> bytes:
-    """The replay's and the samplers' code, read once per process: a replay made by other code is another."""
+def _code_digest(sampler: str) -> bytes:
+    """The code a replay's result depends on, read once per process: the simulation, the surrogate and the
+    encoding (``benchmark.tables.replay``), the objective and ASHA's settings, and the sampler's own entry
+    of the registry (``benchmark.strategies``). A replay made by other code is another; moving or
+    re-importing that code, or adding a sampler, keeps the replays already made."""
     import hashlib
+    import inspect
 
-    from benchmark import replay as replay_code
     from benchmark import strategies
+    from benchmark.tables import replay as r
 
-    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (replay_code, strategies))).digest()
+    code = [inspect.getsource(o) for o in (r.Blackbox.encode, r._encode, r._same_choice, r.Surrogate, r.Rungs,
+                                           r.Trace, r.Proposer, r.optuna_proposer, r.replay, strategies.Asha,
+                                           strategies.Sampler.make, strategies.REGISTRY[sampler].build)]
+    code += [repr(v) for v in (r.K_CHOICES, r._MISSING, strategies.OBJECTIVE, strategies.ASHA)]
+    return hashlib.sha256("\n".join(code).encode()).digest()
 
 
 def _fingerprint(box: Blackbox, k: int, *rest) -> str:
     """What a replay depends on: the blackbox's recorded arrays, configs and space, the surrogate's k, the
-    method, seed, trials and workers, the Optuna version, and the replay's and the samplers' code."""
+    method, seed, trials and workers, the Optuna version, and the code the replay runs (:func:`_code_digest`)."""
     import hashlib
     import json
 
     import optuna
 
-    h = hashlib.sha256(_code_digest())
+    h = hashlib.sha256(_code_digest(rest[0]))
     for a in (box.curves, box.times):
         h.update(np.ascontiguousarray(a, dtype=float).tobytes())
     h.update(json.dumps([list(box.configs), box.space.declared(), k, rest, optuna.__version__],
@@ -238,26 +254,23 @@ def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds:
                 copies.append((b, m))
                 continue
             keys += [(b, m.sampler, m.scheduler, s) for s in range(seeds)]
-    _JOBS.update(boxes=boxes, surrogates=surrogates, trials=trials, workers=workers, cache=cache)
+    one = functools.partial(_one, _Jobs(boxes, surrogates, trials, workers, cache))
     out: dict[tuple[int, Method], list] = {}
     seconds: dict[Method, float] = {m: 0.0 for m in method_list}
     hits = 0
-    try:
-        if jobs > 1:
-            gp = any(m.sampler == "gp" for m in method_list)  # the only one that computes with torch
-            with multiprocessing.get_context("fork").Pool(jobs, initializer=_one_thread if gp else None) as pool:
-                results = pool.imap_unordered(_one, keys, chunksize=4)
-                for n, result in enumerate(results, 1):
-                    hits += _collect(out, seconds, *result)
-                    if progress:
-                        progress(n, len(keys))
-        else:
-            for n, key in enumerate(keys, 1):
-                hits += _collect(out, seconds, *_one(key))
+    if jobs > 1:
+        gp = any(m.sampler == "gp" for m in method_list)  # the only one that computes with torch
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=_one_thread if gp else None) as pool:
+            results = pool.imap_unordered(one, keys, chunksize=4)
+            for n, result in enumerate(results, 1):
+                hits += _collect(out, seconds, *result)
                 if progress:
                     progress(n, len(keys))
-    finally:
-        _JOBS.clear()
+    else:
+        for n, key in enumerate(keys, 1):
+            hits += _collect(out, seconds, *one(key))
+            if progress:
+                progress(n, len(keys))
     traces = {k: [v[s] for s in range(seeds)] for k, v in out.items()}
     for b, m in copies:
         traces[b, m] = traces[b, Method(m.sampler, "none")]
@@ -289,7 +302,7 @@ def live_searches(sources: Sequence[Path], boxes: Sequence[Blackbox]) -> list[Li
     """The searches in ``sources`` (``bench run`` directories, or the tables ``bench export`` made of
     them) of a blackbox's task and study, grouped by the method their command used (``--sampler``,
     ``--scheduler``). A search on other data or another training size than its blackbox's is refused."""
-    from benchmark import tabular
+    from benchmark.tables import tabular
 
     paths = [Path(s) for s in sources]
     files = [p for p in paths if p.is_file()]
@@ -408,7 +421,7 @@ def kendall(a: Sequence[float], b: Sequence[float]) -> float:
 def figures(grid: Grid, out_dir: Path, stem: str = "optimizers") -> list[Path]:
     """Regret (IQM, bootstrap band) against trials and against simulated time, one panel per blackbox,
     and the average rank against trials."""
-    from benchmark.plots import figure, save
+    from benchmark.publish.plots import figure, save
 
     paths = []
     n = len(grid.boxes)
@@ -458,14 +471,14 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
     def mark(box: int | None, better: str, worse: str) -> str:
         return " (both surrogates)" if confirmed is not None and (better, worse) in confirmed.get(box, ()) else ""
 
-    from benchmark.tables import markdown as table
+    from benchmark.text import markdown as table
 
     labels = [m.label for m in grid.methods]
     by_trials, by_time = final_regrets(grid)
     out = ["# Optimisers on particle-physics workloads\n",
            f"Every sampler x scheduler replayed against the recorded tables below, seeds 0-{grid.seeds - 1}, "
-           f"{grid.trials} trials each, {grid.workers} trials at a time in simulated time (`benchmark/replay.py`, "
-           f"`benchmark/compare.py`). Made by `{command}` in {wall_s:.0f} s on this machine"
+           f"{grid.trials} trials each, {grid.workers} trials at a time in simulated time (`benchmark/tables/replay.py`, "
+           f"`benchmark/tables/compare.py`). Made by `{command}` in {wall_s:.0f} s on this machine"
            + (f", {grid.cached[0]} of its {grid.cached[1]} replays read from the cache" if grid.cached[0] else "")
            + " (each method's replay time from scratch, all blackboxes and seeds: "
            + ", ".join(f"{m.label} {s:.1f} s" for m, s in grid.seconds.items()) + ").\n",
@@ -552,7 +565,7 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
     marks the significant differences found with both and says how far the methods' average ranks moved
     (Kendall's tau of the two orders)."""
     from benchmark.files import atomic_write_text
-    from benchmark.replay import blackboxes
+    from benchmark.tables.replay import blackboxes
 
     t0 = time.perf_counter()
     boxes, sources = [], {}

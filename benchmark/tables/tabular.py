@@ -26,7 +26,7 @@ run's invocations (command, spec, package versions, hardware).
 
 Replaying it as a tabular benchmark in pandas::
 
-    from benchmark import tabular
+    from benchmark.tables import tabular
     df, meta = tabular.load("hcal.parquet")
     res = df[df.study == "resnet15"]                    # one model's search: one space
     hp = tabular.config_columns(res)                    # its hyperparameters: config.lr, config.width, ...
@@ -54,10 +54,9 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import records
+from benchmark import records, strategies
 from benchmark.errors import BenchError, one_line
 from benchmark.files import atomic_write, make_dir, write_json
-from benchmark.leaderboard import data_hash
 
 __all__ = ["CONFIG", "FIDELITY", "FIXED", "FORMATS", "MODE", "OBJECTIVE", "SCHEMA_VERSION", "TRIAL", "Table", "build",
            "config_columns", "export", "load", "lookup", "metadata_path", "metric_columns", "write"]
@@ -65,7 +64,7 @@ __all__ = ["CONFIG", "FIDELITY", "FIXED", "FORMATS", "MODE", "OBJECTIVE", "SCHEM
 #: Version of the exported table and its metadata; bump it when a column or key is added, removed or re-meant.
 SCHEMA_VERSION = 1
 FORMATS = ("parquet", "csv")
-OBJECTIVE, MODE, FIDELITY = "val_auc", "max", "epoch"
+OBJECTIVE, MODE, FIDELITY = strategies.OBJECTIVE.name, strategies.OBJECTIVE.mode, "epoch"
 #: The columns that name one trial (``trial_id`` alone repeats: every recipe's is ``recipe``).
 TRIAL = ("run", "study", "trial_id")
 CONFIG = "config."
@@ -138,7 +137,7 @@ def build(run_dirs: Iterable[Path]) -> list[Table]:
     studies = _studies(run_dirs)
     groups: dict[tuple[str, str], list[_Study]] = {}
     for s in studies:
-        groups.setdefault((s.result.task, data_hash(s.result.data)), []).append(s)
+        groups.setdefault((s.result.task, s.result.data.hash), []).append(s)
     return [_table(task, digest, mine) for (task, digest), mine in groups.items()]
 
 
@@ -155,18 +154,19 @@ def _studies(run_dirs: Iterable[Path]) -> list[_Study]:
     for run_dir in dirs:
         if not run_dir.is_dir():
             raise BenchError(f"no run directory {run_dir}: `bench run --name NAME` writes runs/NAME")
-        found = sorted(p for p in run_dir.glob("*/*") if p.is_dir() and any(
-            (p / f).is_file() for f in (records.RESULT, records.TRIALS, records.LOG)))
-        run = _run_record(run_dir) if found else None
-        for path in found:
-            if not (path / records.RESULT).is_file():
+        found = records.studies(run_dir)
+        run = records.read_run_or_none(run_dir, lambda e: _note(
+            f"warning: {e}: the run's command, versions and hardware are unknown")) if found else None
+        for study in found:
+            path = study.path
+            if not study.finished:
                 _note(f"note: skipping {path}: no {records.RESULT} (an unfinished search: the evaluation data "
                       "that keys the table is recorded there; `bench run --name ... --resume` finishes it)")
                 continue
             try:
-                result = records.read_result(path)
-                data_hash(result.data)  # a damaged data section fails here, not in the middle of a table
-                trials = records.read_trials(path, seed=result.seed)
+                result = study.read_result()
+                result.data.hash  # a damaged data section fails here, not in the middle of a table
+                trials = study.read_trials(seed=result.seed)
             except BenchError as e:
                 _note(f"warning: skipping {path}: {e}")
                 continue
@@ -178,14 +178,6 @@ def _studies(run_dirs: Iterable[Path]) -> list[_Study]:
         raise BenchError(f"nothing to export: no finished search (<task>/<model>/{records.RESULT}) in "
                          f"{', '.join(map(str, dirs))}; pass run directories written by `bench run`, e.g. runs/<name>")
     return studies
-
-
-def _run_record(run_dir: Path) -> records.RunRecord | None:
-    try:
-        return records.read_run(run_dir)
-    except BenchError as e:
-        _note(f"warning: {e}: the run's command, versions and hardware are unknown")
-        return None
 
 
 def _table(task: str, digest: str, studies: list[_Study]) -> Table:
@@ -218,7 +210,7 @@ def _rows(s: _Study, digest: str) -> list[dict[str, Any]]:
     r = s.result
     study = {"run": s.run_dir.name, "task": r.task, "study": s.name, "model": r.model, "recipe": r.recipe,
              "source": r.source, "data_hash": digest,
-             "n_train": int((r.data.get("split_sizes") or {}).get("train", -1))}  # as the board's n_train
+             "n_train": r.data.training_rows}  # as the board's n_train
     rows = []
     for t in s.trials:
         trial = {**study, "precision": t.precision or r.precision, "trial_id": t.trial_id, "seed": t.seed,
@@ -411,69 +403,3 @@ def _same(wanted: Any, value: Any) -> bool:
 
 def _note(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr)
-
-
-# --- the recorded tables' page -------------------------------------------------------------------
-
-def tables_page(tables_dir: Path) -> str:
-    """``leaderboard/tables/README.md``: what each table of ``tables_dir`` holds and the commands that
-    recorded it, from the tables and their metadata alone (``make table`` rewrites it)."""
-    import numpy as np
-
-    from benchmark.replay import blackboxes
-    from benchmark.tables import markdown
-
-    rows, commands = [], []
-    for path in sorted(Path(tables_dir).glob("*.parquet")):
-        meta = json.loads(metadata_path(path).read_text())
-        commands += _commands(meta)
-        for box in blackboxes(path):
-            searches = meta["studies"][box.study].get("searches", [])
-            wall = sum(x["search_wall_s"] for x in searches) / 60 if searches else None
-            best = max(searches, key=lambda x: x["val_auc"])["test_auc"] if searches else None
-            rows.append([path.name, box.study, f"{box.n_train:,}", len(box.configs), box.failed, box.max_epochs,
-                         f"{box.finals.max():.4f}", f"{np.median(box.finals):.4f}",
-                         "-" if wall is None else f"{wall:.1f} min", f"{box.times.sum() / 60:.1f} min",
-                         "-" if best is None else f"{best:.4f}"])
-    return "\n".join([
-        "# Recorded tables\n",
-        "One table per task, replayed by `bench replay` / `bench compare` (README: *Comparing optimisers on the "
-        "recorded tables*): random searches without early stopping on the task's synthetic data, the task's fixed "
-        "validation split scoring every epoch (a trial that stopped itself by its patience keeps its last value). "
-        "`FILE.meta.json` beside each holds the search spaces as declared, every command, the package versions and "
-        "the hardware. Recorded on a 2-core CPU with `make table TASK=<task>` (resumable: run it again after an "
-        "interruption; it rewrites this page from the tables), which ran:\n",
-        "```bash", *dict.fromkeys(commands), "```\n",
-        "and `bench export runs/table-T-mlp runs/table-T-xgboost --out leaderboard/tables/T.parquet`.\n",
-        markdown([["table", "study", "training rows", "configs", "failed", "epochs", "best val AUC", "median val AUC",
-                   "search wall time", "recorded trial time", "test AUC of the best"], *rows]),
-        "\nSearch wall time: the search alone (2 trials at a time on 2 cores), without Ray's start-up and the test "
-        "evaluation; recorded trial time: the sum of every recorded epoch's wall time (what a replay simulates).\n",
-        *_live_section(Path(tables_dir) / "live")])
-
-
-def _commands(meta: Mapping[str, Any]) -> list[str]:
-    """The commands that recorded a table's runs, as its metadata has them (``bench export`` left out)."""
-    return [" ".join(inv["argv"]) for run in meta["runs"].values() for inv in run["invocations"]
-            if "export" not in inv["argv"][:2]]
-
-
-def _live_section(live_dir: Path) -> list[str]:
-    """The live searches in ``live_dir`` (``make live``), which ``bench compare --live`` sets against the
-    replays: each search's command, wall time and best trial."""
-    from benchmark.tables import markdown
-
-    rows, commands = [], []
-    for path in sorted(live_dir.glob("*.parquet")):
-        meta = json.loads(metadata_path(path).read_text())
-        commands += _commands(meta)
-        for study, info in meta["studies"].items():
-            rows += [[path.name, study, x["run"], f"{x['search_wall_s'] / 60:.1f} min", f"{x['val_auc']:.4f}",
-                      f"{x['test_auc']:.4f}"] for x in info.get("searches", [])]
-    if not rows:
-        return []
-    return ["## Live searches (`live/`)\n",
-            "Real training on a table's data and budget, with the method named in the file, one search per sampler "
-            "seed: `bench compare --live` places their incumbents against the replays of the same method. Made with "
-            "`make live`, which ran:\n", "```bash", *dict.fromkeys(commands), "```\n",
-            markdown([["table", "study", "run", "search wall time", "best val AUC", "its test AUC"], *rows]), ""]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import math
@@ -35,9 +34,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import records
+from benchmark.records import data_hash  # the evaluation data's identity, which keys the board's rows
 from benchmark.errors import BenchError, one_line
 from benchmark.files import atomic_savez, atomic_write_text, make_dir
-from benchmark.tables import aligned, markdown
+from benchmark.text import aligned, markdown
 from benchmark.tasks import find_task
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Row", "arrays_path", "collect", "data_hash", "format_csv", "format_markdown",
@@ -124,9 +124,12 @@ def collect(runs_dir: Path) -> list[Row]:
 
 def _scan(runs_dir: Path, names: Sequence[str] | None = None) -> list[Row]:
     runs, rows = {}, []
-    for path in sorted(p for name in (["*"] if names is None else names) for p in runs_dir.glob(f"{name}/*/*/{records.RESULT}")):
+    run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if names is None and runs_dir.is_dir() else \
+        [runs_dir / n for n in names or ()]
+    for study in (s for d in run_dirs for s in records.studies(d, finished=True)):
+        path = study.file(records.RESULT)
         try:
-            rows.append(_row(path.parent, runs))
+            rows.append(_row(study, runs))
         except BenchError as e:
             _warn(f"skipping {path}: {e}")
         except (KeyError, TypeError, ValueError) as e:  # a result whose data section is damaged
@@ -157,11 +160,12 @@ def _board_order(rows) -> list[Row]:
                                        r.model, r.recipe, r.source, r.data_hash, r.n_train))
 
 
-def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
-    r = records.read_result(study_dir)
-    run_dir = study_dir.parents[1]
+def _row(study: records.StudyDir, runs: dict[Path, records.RunRecord]) -> Row:
+    r = study.read_result()
+    run_dir = study.run_dir
     if run_dir not in runs:
-        runs[run_dir] = _run_record(run_dir)
+        runs[run_dir] = records.read_run_or_none(
+            run_dir, lambda e: _warn(f"{e}: command, versions and CPU hours unknown")) or records.RunRecord(run_dir.name)
     inv = runs[run_dir].invocation_for(r.task, r.model)
     spec = inv.spec if inv else {}
     trial_hours = r.trial_time_s / 3600.0
@@ -172,8 +176,8 @@ def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
                                        f"no ({cut} of {len(seeds)} seeds)")
     recon = [t.recon_corr for t in seeds if t.recon_corr is not None]
     return Row(
-        task=r.task, model=r.model, recipe=r.recipe or "", source=r.source, data_hash=data_hash(r.data),
-        n_train=int(r.data.get("split_sizes", {}).get("train", -1)),
+        task=r.task, model=r.model, recipe=r.recipe or "", source=r.source, data_hash=r.data.hash,
+        n_train=r.data.training_rows,
         test_auc=first.auc, auc_low=first.auc_low, auc_high=first.auc_high, accuracy=first.accuracy,
         rej_at_eff50=first.rej_at_eff50, rej_at_eff30=first.rej_at_eff30, auc_mean=r.test.auc_mean,
         auc_std=r.test.auc_std, auc_median=r.test.auc_median, auc_min=min(t.auc for t in seeds),
@@ -188,31 +192,7 @@ def _row(study_dir: Path, runs: dict[Path, records.RunRecord]) -> Row:
         best_config=json.dumps(r.best_config, sort_keys=True), seed=r.seed,
         package_version=str(inv.versions.get("hepbench") or "") if inv else "", date=inv.time[:10] if inv else "",
         run_id=run_dir.name, command=shlex.join(["bench", *inv.argv[1:]]) if inv and inv.argv else "",
-        protocol=r.protocol or "", study_dir=study_dir)
-
-
-def data_hash(data: dict) -> str:
-    """Identity of the *evaluation* data a result used: SHA-256 over the real files' SHA-256 (in file-name
-    order) and the split seed, or over generator version, validation and test sizes and seed for synthetic
-    data. The training size is not part of it (it is the row's ``n_train``): rows trained on different
-    amounts of the same data were tested on the same rows. A result of schema < 3 hashes its sample count."""
-    if data.get("files"):
-        text = "".join(data["files"][name]["sha256"] for name in sorted(data["files"]))
-        if "n_train" in data:
-            text += f"|{data['seed']}"
-    elif "n_samples" in data:
-        text = f"{data['generator_version']}|{data['n_samples']}|{data['seed']}"
-    else:
-        text = f"{data['generator_version']}|val {data['n_val']}|test {data['n_test']}|{data['seed']}"
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _run_record(run_dir: Path) -> records.RunRecord:
-    try:
-        return records.read_run(run_dir)
-    except BenchError as e:
-        _warn(f"{e}: command, versions and CPU hours unknown")
-        return records.RunRecord(run_dir.name)
+        protocol=r.protocol or "", study_dir=study.path)
 
 
 # --- writing the board ---------------------------------------------------------------------------
@@ -275,11 +255,14 @@ def _store_arrays(rows: list[Row], out_dir: Path) -> None:
             continue
         path = arrays_path(out_dir, r)
         try:
-            with np.load(r.study_dir / "roc.npz") as roc:
-                arrays = {"y": roc["y"].astype(np.int8), "score": roc["score"].astype(np.float32)}
-            if (r.study_dir / "recon.npz").is_file():
-                with np.load(r.study_dir / "recon.npz") as recon:
-                    arrays.update({f"recon_{k}": recon[k] for k in recon.files})
+            study = records.StudyDir(r.study_dir)
+            roc = study.read_artifact("roc")
+            if roc is None:
+                raise FileNotFoundError(f"no {study.artifact('roc').name}")
+            arrays = {"y": roc["y"].astype(np.int8), "score": roc["score"].astype(np.float32)}
+            recon = study.read_artifact("recon")
+            if recon is not None:
+                arrays.update({f"recon_{k}": v for k, v in recon.items()})
         except (OSError, ValueError, KeyError) as e:
             _warn(f"{r.study_dir}: ROC / reconstruction arrays unreadable ({e}); left out of the pictures")
             keep.discard(path)
@@ -294,7 +277,7 @@ def _store_arrays(rows: list[Row], out_dir: Path) -> None:
 def _write_figures(rows: list[Row], out_dir: Path) -> None:
     import numpy as np
 
-    from benchmark import plots
+    from benchmark.publish import plots
 
     for task_name in dict.fromkeys(r.task for r in rows):
         task = find_task(task_name)
