@@ -129,15 +129,21 @@ def test_bench_run_end_to_end(tmp_path):
     assert len(holdout) >= 3  # lumisection ranges, each with a measured AUC
 
 
-def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
-    args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
-            "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "r"]
+def _started_sweep(args, tmp_path, name):
+    """``bench args`` in a session of its own, once its trial log holds two lines: (process, trial log)."""
     proc = bench(args, tmp_path, start_new_session=True)
-    curves = tmp_path / "runs" / "r" / "ee_gamma" / "naive_bayes" / "trials.jsonl"
+    curves = tmp_path / "runs" / name / "ee_gamma" / "naive_bayes" / "trials.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and (not curves.is_file() or len(curves.read_text().splitlines()) < 2):
         time.sleep(0.5)
     assert curves.is_file(), proc.communicate()[0]
+    return proc, curves
+
+
+def test_interrupted_run_resumes_to_exactly_the_requested_trials(tmp_path):
+    args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
+            "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "r"]
+    proc, curves = _started_sweep(args, tmp_path, "r")
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out
@@ -159,12 +165,7 @@ def test_sigterm_stops_as_cleanly_as_ctrl_c_and_resumes(tmp_path):
     code 143, none of Ray's native stack noise; then --resume to exactly the requested trials."""
     args = ["run", "--task", "ee_gamma", "--model", "naive_bayes", "--trials", "30", "--concurrency", "1",
             "--n-train", "1050", "--n-val", "225", "--n-test", "225", "--name", "t"]
-    proc = bench(args, tmp_path, start_new_session=True)
-    curves = tmp_path / "runs" / "t" / "ee_gamma" / "naive_bayes" / "trials.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and (not curves.is_file() or len(curves.read_text().splitlines()) < 2):
-        time.sleep(0.5)
-    assert curves.is_file(), proc.communicate()[0]
+    proc, curves = _started_sweep(args, tmp_path, "t")
     os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 143, out
