@@ -98,8 +98,3 @@ class Asha:
 
 ASHA = Asha()
 
-
-def replay_code() -> tuple:
-    """What of this module a replay's result depends on, for the replay cache's fingerprint: the
-    objective and ASHA's settings (the samplers' own entries are fingerprinted one by one)."""
-    return OBJECTIVE, Asha, ASHA
