@@ -150,3 +150,20 @@ def test_a_damaged_npy_header_is_one_line_of_error():
         raw[67:68] = b"'"
         target.write_bytes(bytes(raw))
         _read_all("atlas_topo", file_set, paths)
+
+
+def test_an_hdf5_key_that_is_no_longer_a_dataset_is_a_data_error():
+    """Found by the fuzz test above: two bytes overwritten in an ee_gamma file made h5py read its "X" as a
+    named datatype, which has no shape (an AttributeError reached the user)."""
+    from benchmark.errors import DataError
+
+    with tempfile.TemporaryDirectory() as d:
+        file_set, paths = _valid_files("ee_gamma", Path(d))
+        target = paths["SingleElectronPt50_IMGCROPS_n249k_RHv1.hdf5"]
+        raw = bytearray(target.read_bytes())
+        raw[815:817] = b"\x00\x00"
+        target.write_bytes(bytes(raw))
+        try:
+            _read_all("ee_gamma", file_set, paths)
+        except DataError as e:
+            assert "\n" not in str(e)

@@ -160,6 +160,8 @@ def check_keys(available, required: tuple[str, ...], file: Path) -> None:
 
 def check_images(X, tail: tuple[int, ...], file: Path, key: str) -> None:
     """Check shape ``(N, *tail)`` and a floating or integer dtype (values are checked per batch)."""
+    if not hasattr(X, "shape") or not hasattr(X, "dtype"):  # a damaged HDF5 file can name a group or a datatype
+        raise DataError(f"{file}: {key!r} is a {type(X).__name__}, not an array of images")
     shape = tuple(X.shape)
     if len(shape) != len(tail) + 1 or shape[1:] != tuple(tail):
         raise DataError(f"{file}: {key!r} has shape {shape}, expected (N, {', '.join(map(str, tail))})")
