@@ -430,9 +430,9 @@ class SearchResult:
                              f"does not prepare; {REBUILD}") from None
 
     def to_json(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = dataclasses.asdict(self)
         d["test"], d["data"] = self.test.to_json(), self.data.to_json()
-        return json.loads(json.dumps(d, default=_plain))  # the nested records as plain JSON values
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping) -> SearchResult:
@@ -516,13 +516,6 @@ def append_invocation(run_dir: Path, invocation: Invocation) -> RunRecord:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-def _plain(v):
-    if dataclasses.is_dataclass(v):
-        return dataclasses.asdict(v)
-    if isinstance(v, Mapping):
-        return dict(v)
-    raise TypeError(f"{type(v).__name__} is not JSON serialisable")
 
 
 def _read(path: Path, what: str, parse):

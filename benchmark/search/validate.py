@@ -74,17 +74,16 @@ def _run_dir(spec: RunSpec) -> Path:
 
 def _numbers(spec: RunSpec) -> None:
     """What numpy, Optuna, scikit-learn and Ray take."""
-    max_seed, max_repeats = MAX_SEED, MAX_REPEATS
     for option, value in (("--trials", spec.trials), ("--max-epochs", spec.max_epochs), ("--repeats", spec.repeats),
                           ("--concurrency", 1 if spec.concurrency is None else spec.concurrency)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BenchError(f"{option} {value!r}: must be a positive integer")
         if value > sys.maxsize:  # Tune's own "unlimited"; beyond it int64 counters overflow
             raise BenchError(f"{option} {value}: at most 2**63 - 1 = {sys.maxsize}")
-    if spec.repeats > max_repeats:
-        raise BenchError(f"--repeats {spec.repeats}: at most {max_repeats} (each one retrains the best config)")
-    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= max_seed - (spec.repeats - 1):
-        raise BenchError(f"--seed {spec.seed!r}: must be an integer from 0 to 2**32 - 1 = {max_seed}"
+    if spec.repeats > MAX_REPEATS:
+        raise BenchError(f"--repeats {spec.repeats}: at most {MAX_REPEATS} (each one retrains the best config)")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED - (spec.repeats - 1):
+        raise BenchError(f"--seed {spec.seed!r}: must be an integer from 0 to 2**32 - 1 = {MAX_SEED}"
                          + (f" less --repeats - 1 (the repeats use seeds SEED..SEED+{spec.repeats - 1})"
                             if spec.repeats > 1 else ""))
 
@@ -142,11 +141,10 @@ def _recipes(spec: RunSpec, tasks) -> None:
 
 def _resources(spec: RunSpec) -> None:
     """Resources Ray can schedule, and that a local Ray has; an address ``connect`` can read."""
-    finest = FINEST
     for option, value in (("--cpus-per-trial", spec.cpus_per_trial), ("--gpus-per-trial", spec.gpus_per_trial)):
-        if not math.isfinite(value) or value < 0 or 0 < value < finest:
-            raise BenchError(f"{option} {value:g}: Ray schedules resources in steps of {finest:g}: pass 0 "
-                             f"(GPUs only) or a finite number of at least {finest:g}")
+        if not math.isfinite(value) or value < 0 or 0 < value < FINEST:
+            raise BenchError(f"{option} {value:g}: Ray schedules resources in steps of {FINEST:g}: pass 0 "
+                             f"(GPUs only) or a finite number of at least {FINEST:g}")
     if spec.cpus_per_trial == 0:
         raise BenchError("--cpus-per-trial 0: every trial needs a share of a CPU (at least 0.0001)")
     if spec.address is not None and not spec.address.strip():
