@@ -79,10 +79,15 @@ class Prepared:
     task: TaskSpec
     path: Path
     manifest: Mapping
+    _opened: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     def split(self, split: Split) -> SplitData:
-        d = self.path / split.value
-        return SplitData(*(np.load(d / f"{k}.npy", mmap_mode="r") for k in ("X", "y", "aux", "features")))
+        """One split's read-only memory maps, opened on first use (a reused trial process asks again)."""
+        if split not in self._opened:
+            d = self.path / split.value
+            self._opened[split] = SplitData(*(np.load(d / f"{k}.npy", mmap_mode="r")
+                                              for k in ("X", "y", "aux", "features")))
+        return self._opened[split]
 
 
 def load_prepared(task: TaskSpec, path: Path) -> Prepared | None:
@@ -279,13 +284,27 @@ def prepare_shared(*, task_name: str, source: str, root: str, seed: int, sizes: 
 
     from benchmark.tasks import get_task
 
-    if path and (prepared := load_prepared(get_task(task_name), Path(path))) is not None:
+    if path and (prepared := _open_once(task_name, path)) is not None:
         return prepared
     root_path = Path(root)
     lock_dir = make_dir(root_path / "prepared")
     with FileLock(str(lock_dir / f".{task_name}.lock")):
         return prepare(get_task(task_name), source=Source(source), root=root_path, seed=seed,
                        sizes=sizes, progress=progress)
+
+
+_OPENED: dict[tuple[str, str], Prepared] = {}
+
+
+def _open_once(task_name: str, path: str) -> Prepared | None:
+    """A trial process's prepared data, opened once: a reused Ray actor runs many trials on the same
+    splits, and a prepared directory never changes once written (its name is the hash of its inputs)."""
+    from benchmark.tasks import get_task
+
+    key = (task_name, path)
+    if key not in _OPENED and (prepared := load_prepared(get_task(task_name), Path(path))) is not None:
+        _OPENED[key] = prepared
+    return _OPENED.get(key)
 
 
 def _synthetic_identity(task: TaskSpec, sizes: Sizes) -> dict:

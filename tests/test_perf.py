@@ -24,10 +24,12 @@ TITLES = {
     "precision_speed": ("1d. Training speed: auto vs fp32", ["resnet15 ee_gamma"]),
     "precision_fit": ("1e. bf16 vs fp32 through fit: resnet15", ["samples_per_s", "val_auc", "bf16", "fp32", "95 % CI"]),
     "runner": ("2. Runner cost", ["per_trial_ms", "first_to_last_s", "optuna study.optimize",
-                                  "bench run, 1 at a time", "(default)"]),
+                                  "bench run, 1 at a time", "(default)", "Ray Tune + OptunaSearch script",
+                                  "vs_script_best", "vs_plain_optuna"]),
     "search": ("3. Search efficiency", ["TPE + ASHA", "random, no early stopping", "simulated_s_to_reach",
                                         "epochs_to_reach", "went_on_past_rung", "seeds_reaching"]),
-    "memory": ("4. Memory", ["trials_at_once", "anonymous_MiB", "shared_data_MiB", "memory_MiB"]),
+    "memory": ("4. Memory", ["trials_at_once", "anonymous_MiB", "shared_data_MiB", "memory_MiB",
+                             "Ray Tune + OptunaSearch script"]),
 }
 
 

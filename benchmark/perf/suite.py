@@ -13,13 +13,14 @@
    ``auto`` over fp32 NCHW; (e) fp32 vs bf16 through ``fit``, samples/s and validation AUC
    (:mod:`benchmark.perf.precision`).
 2. ``runner``: N near-instant trials (naive Bayes on summary features) under ``bench run``'s machinery
-   (``runner.run``) vs the same objective under plain ``optuna`` ``study.optimize``, each timed from
-   its first trial's result to its last (Ray's start-up excluded).
+   (``runner.run``) vs the short Ray Tune + ``OptunaSearch`` script a user would otherwise write
+   (:mod:`benchmark.perf.peer`), 1 and 2 at a time, alternating; plain ``optuna`` ``study.optimize`` as
+   the reference line (the cost of Ray Tune itself). Each timed from its first trial's result to its last.
 3. ``search``: TPE + ASHA vs random search without early stopping, replayed on the recorded tables
    (``leaderboard/tables``, :mod:`benchmark.tables.replay`) with many seeds: simulated time and epochs to reach
    random search's final best (:mod:`benchmark.perf.search`).
 4. ``memory``: the resident memory of 1 vs 4 concurrent trials on the same prepared, memory-mapped
-   data (:mod:`benchmark.perf.procmem`), beside the trials' model states.
+   data (:mod:`benchmark.perf.procmem`), bench run vs the same script holding the same data.
 
 1 lives in :mod:`benchmark.perf.throughput`; 2 and 4 run through ``bench run``'s own machinery
 (``runner.search``) and live in :mod:`benchmark.perf.runs`; :mod:`benchmark.perf.report` formats the
@@ -55,6 +56,7 @@ class PerfSizes:
     threads: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     trials: int = 100  # runner: near-instant trials
     runner_samples: int = 1000
+    runner_rounds: int = 3  # runner: alternating rounds per side and concurrency, each side keeps its fastest
     search_trials: int = 100  # search: trials per replay
     seeds: int = 50  # search: replays per method
     memory_samples: int = 2000  # hcal_dqm: 18 kB per image, ~31 MB of train + validation images
@@ -71,7 +73,7 @@ class PerfSizes:
 
 
 FULL = PerfSizes()
-QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, format_rounds=1, precision_samples=100, trials=3, runner_samples=200, search_trials=10,
+QUICK = PerfSizes(samples=100, epochs=1, rounds=1, vit_rounds=1, format_rounds=1, precision_samples=100, trials=3, runner_samples=200, runner_rounds=1, search_trials=10,
                   seeds=2, memory_samples=300, memory_epochs=1)
 
 
@@ -106,7 +108,7 @@ def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, comma
             comparisons += step_rates(plan=plan, root=root / "data", rounds=sizes.format_rounds, quick=sizes == QUICK)
             comparisons += precision_fit(n=sizes.precision_samples, epochs=sizes.epochs, plan=plan, root=root / "data")
         if "runner" in only:
-            comparisons.append(runner_cost(trials=sizes.trials, n=sizes.runner_samples, root=root))
+            comparisons.append(runner_cost(trials=sizes.trials, n=sizes.runner_samples, root=root, rounds=sizes.runner_rounds))
         if "search" in only:
             comparisons.append(search_efficiency(trials=sizes.search_trials, seeds=sizes.seeds))
         if "memory" in only:
