@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_ARGS ?= --task ee_gamma --model resnet15 xgboost logreg --trials 3 --max-epochs 6 --n-train 12000 --n-val 2000 --cpus-per-trial 2
 
-.PHONY: setup run test gpu-check clean table live compare
+.PHONY: setup run test gpu-check clean table image-table live compare
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -45,6 +45,13 @@ table: setup
 	$(BIN)/bench export runs/table-$(TASK)-mlp runs/table-$(TASK)-xgboost --out leaderboard/tables/$(TASK).parquet
 	$(BIN)/python -c "from pathlib import Path; from benchmark.tables.page import tables_page; \
 	  Path('leaderboard/tables/README.md').write_text(tables_page(Path('leaderboard/tables')))"
+
+# The image-model tables (leaderboard/tables/<task>-images.parquet): per task, resnet15 (200 configs) and vit
+# (150; atlas_topo and ee_gamma) by random search, 10 epochs each with no early stopping, costs measured,
+# 32 of the configs again with 2 more training seeds (benchmark/tables/record.py). Hours per model on
+# 2 cores; resumable: run it again after an interruption, finished searches are kept. `make image-table TASK=atlas_topo`
+image-table: setup
+	$(BIN)/python -m benchmark.tables.record $(TASK)
 
 # The live check's searches (real training): TPE + ASHA on atlas_topo's mlp table, on its data and budget,
 # one search of 40 trials per sampler seed, exported to leaderboard/tables/live/. Resumable.

@@ -167,6 +167,42 @@ def space_arg(text: str) -> tuple[str, str]:
     return model, _expanded(path)
 
 
+def fixed_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``, the value read as YAML (``10`` an int, ``1e-3`` a float, ``true`` a bool)."""
+    import yaml
+
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: write KEY=VALUE, e.g. patience=10")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as text
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return key.strip(), parsed
+
+
+def points_file(text: str) -> tuple[dict, ...]:
+    """``--points FILE``: a JSON list of configs, read here (their values are checked against the space
+    with the rest of the run)."""
+    import json
+
+    path = Path(_expanded(text))
+    try:
+        points = json.loads(path.read_text())
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: not JSON ({e})") from None
+    if not isinstance(points, list) or not points:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: must hold a non-empty JSON list of configs")
+    return tuple(points)
+
+
 def storage_location(text: str) -> str:
     """A URI (``scheme://...``) of a file system Ray Tune (pyarrow) knows, as given; a local path made
     absolute, as Ray Tune needs it, and checked to be a directory that can be made."""
@@ -368,6 +404,18 @@ class RunCommand(Command):
         parser.add_argument("--sampler-seed", type=seed, default=None,
                             help="the sampler's seed alone (default: --seed, which also seeds the synthetic data and "
                                  "the training): several searches of the same data and training")
+        parser.add_argument("--train-seed", type=seed, default=None,
+                            help="the trials' training seed alone (default: --seed): seed repeats of the same "
+                                 "configs on the same data")
+        parser.add_argument("--points", type=points_file, default=(), metavar="FILE",
+                            help="a JSON list of configs (searched parameter -> value) the search evaluates "
+                                 "first, instead of the model's defaults")
+        parser.add_argument("--fix", action="append", type=fixed_arg, default=[], metavar="KEY=VALUE",
+                            help="fix a config key in the search space of every model that has it, e.g. "
+                                 "patience=10 for no early stopping within 10 epochs (repeatable)")
+        parser.add_argument("--costs", action="store_true",
+                            help="measure every trial's parameters, training FLOPs and inference latency at "
+                                 "batch 1 and 256 before it trains (neural models; recorded as cost.*)")
         parser.add_argument("--name", type=run_name, default=None,
                             help="run name: the directory RUNS_DIR/NAME (default: a timestamp)")
         parser.add_argument("--resume", action="store_true", help="continue the run --name after an interruption")
@@ -412,6 +460,7 @@ class RunCommand(Command):
             spaces[model or models[0]] = path
         common = dict(precision=args.precision, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                       concurrency=args.concurrency, source=args.source, seed=args.seed, sampler_seed=args.sampler_seed,
+                      train_seed=args.train_seed, points=args.points, costs=args.costs, fixed=dict(args.fix),
                       name=args.name or time.strftime("%Y%m%d-%H%M%S"), resume=args.resume, address=args.address,
                       storage=args.storage, data_root=data.data_dir(args.data_dir), runs_dir=Path(args.runs_dir),
                       verbose=args.verbose, argv=("bench", *args.argv))
@@ -558,20 +607,32 @@ class ReplayCommand(Command):
         parser.add_argument("--seeds", type=positive_int, default=5, help="replays with seeds 0..K-1 (default 5)")
         parser.add_argument("--workers", type=positive_int, default=2,
                             help="trials at a time in simulated time (default 2, as bench run on 2 cores)")
+        parser.add_argument("--seed-noise", action="store_true",
+                            help="answer with a recorded training seed drawn by the replay's seed, not always the "
+                                 "first (tables with seed repeats; benchmark.tables.surrogates.SeedNoise)")
 
     def run(self, args):
+        import numpy as np
+
+        from benchmark.tables import surrogates
         from benchmark.tables.compare import normalised_regret
-        from benchmark.tables.replay import Surrogate, blackboxes, replay
+        from benchmark.tables.replay import blackboxes, replay
 
         for box in blackboxes(Path(args.table), args.study):
-            surrogate = Surrogate.fit(box)
-            h = surrogate.holdout()
+            card = surrogates.report_card(box)
+            chosen = surrogates.choose(box, card)
+            h, ceiling = card[card["chosen"]]["final"], card["noise_ceiling"]
             print(f"{box.name}: {len(box.configs)} configs x {box.max_epochs} epoch(s), n_train {box.n_train:,}; "
-                  f"surrogate k={h['k']}, held-out MAE {h['mae']:.4f}, Spearman {h['spearman']:.3f}")
+                  f"surrogate {card['chosen']}{' k=' + str(card['k']) if card['chosen'] == 'knn' else ''}, held-out "
+                  f"MAE {h['mae']:.4f}, Spearman {h['spearman']:.3f}"
+                  + (f"; noise ceiling (seed vs seed Spearman) {ceiling['spearman']:.3f}" if ceiling else ""))
+            if args.seed_noise and not box.repeats:
+                print(f"  (--seed-noise: {box.name} has no seed repeats; every answer is its first seed's)")
             lo, hi = box.finals.min(), box.finals.max()
             rows = [("seed", "best val AUC", "regret", "trials", "epochs", "simulated time (s)", "replay (s)")]
             for seed in range(args.seeds):
                 t0 = time.perf_counter()
+                surrogate = surrogates.SeedNoise(chosen, np.random.default_rng([seed, 1])) if args.seed_noise else chosen
                 trace = replay(box, args.sampler, args.scheduler, seed, trials=args.trials, workers=args.workers,
                                surrogate=surrogate)
                 best = float(trace.value.max())

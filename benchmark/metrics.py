@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy", "background_rejection", "bootstrap_auc", "evaluate", "roc_auc", "roc_curve",
+__all__ = ["accuracy", "background_rejection", "bootstrap_auc", "evaluate", "rejections", "roc_auc", "roc_curve",
            "threshold_at_best_accuracy"]
 
 #: Signal efficiencies at which :func:`evaluate` reports background rejection, keyed by name suffix.
@@ -201,9 +201,14 @@ def evaluate(y, s, *, seed: int | np.random.Generator, threshold: float, n_boot:
     y, s = _check(y, s)
     low, high = bootstrap_auc(y, s, n_boot=n_boot, seed=seed, level=level)
     out = {"auc": roc_auc(y, s), "auc_low": low, "auc_high": high, "accuracy": accuracy(y, s, threshold)}
-    for key, eff in REJECTION_EFFICIENCIES.items():
-        out[key] = background_rejection(y, s, eff)
-    return out
+    return {**out, **rejections(y, s)}
+
+
+def rejections(y, s, prefix: str = "") -> dict[str, float]:
+    """``1 / eps_B`` at each of :data:`REJECTION_EFFICIENCIES` from one ROC, keyed ``prefix + name``."""
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    eps_b = background_efficiency(fpr, tpr, np.array(list(REJECTION_EFFICIENCIES.values())))
+    return {prefix + key: float(np.inf) if e <= 0 else float(1.0 / e) for key, e in zip(REJECTION_EFFICIENCIES, eps_b)}
 
 
 def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, seed: int = 0,

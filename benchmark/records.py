@@ -39,6 +39,7 @@ RUN, TRIALS, RESULT, LOG = "run.json", "trials.json", "result.json", "trials.jso
 SPACE = "space.yaml"  # a study directory's copy of the space it searched (benchmark.search_space.SearchSpace.dump)
 ROC, JOURNAL, TUNE_DIR = "roc.npz", "optuna.journal", "tune"
 STATUSES = ("completed", "pruned", "failed")
+COST = "cost."  # the prefix of a trial's measured costs (benchmark.models.costs.KEYS)
 #: How a rejected file is fixed: its run directory was written by another hepbench version.
 REBUILD = "rerun the search with this version (`bench run ... --name NEW`)"
 
@@ -85,6 +86,7 @@ class TrialRecord:
     precision: str | None = None        # as the model computed: "fp32" / "bf16" (neural), "native"
     error: str | None = None            # one line, for a failed trial
     curve: tuple[Epoch, ...] = ()
+    costs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # cost.* (bench run --costs)
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)

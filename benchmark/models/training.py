@@ -42,7 +42,7 @@ from torch import nn
 
 from benchmark.devices import PRECISIONS, DevicePlan
 from benchmark.errors import ConfigError, DivergedError
-from benchmark.metrics import roc_auc
+from benchmark.metrics import REJECTION_EFFICIENCIES, rejections, roc_auc
 from benchmark.models.base import Model, ReportFn
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ class ClassifierObjective:
     def metrics(self, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
         s = outputs[:, 0].astype(np.float64)
         bce = np.logaddexp(0.0, s) - y * s  # stable log(1 + e^s) - y s
-        return {"val_auc": roc_auc(y, s), "val_loss": float(bce.mean())}
+        return {"val_auc": roc_auc(y, s), "val_loss": float(bce.mean()), **rejections(y, s, "val_")}
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -432,7 +432,8 @@ class NeuralModel(Model):
 
     kind = "neural"
     fidelity = "epochs"
-    curve_keys = ("train_loss", "val_loss")
+    #: per epoch besides ``val_auc``: the losses and the background rejection 1 / eps_B at eps_S 0.5 and 0.3
+    curve_keys = ("train_loss", "val_loss", *(f"val_{k}" for k in REJECTION_EFFICIENCIES))
     rules: Mapping[str, Callable[[Any], str | None]] = {}
     cpu_channels_last: bool = False
 

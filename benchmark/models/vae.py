@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.metrics import roc_auc
+from benchmark.metrics import rejections, roc_auc
 from benchmark.models._registry import register_model
 from benchmark.models.training import TRAIN_DEFAULTS, NeuralModel, Standardize, number
 
@@ -115,8 +115,9 @@ class VAEObjective:
         bkg = outputs[y == 0].astype(np.float64)
         recon, kl = float(bkg[:, 1].mean()), float(bkg[:, 2].mean())
         auc = roc_auc(y, outputs[:, 0])
-        return {"val_auc": max(auc, 1.0 - auc), "val_sign": 1.0 if auc >= 0.5 else -1.0,
-                "val_loss": recon + self.beta * kl, "val_recon": recon, "val_kl": kl}
+        sign = 1.0 if auc >= 0.5 else -1.0
+        return {"val_auc": max(auc, 1.0 - auc), "val_sign": sign, "val_loss": recon + self.beta * kl,
+                "val_recon": recon, "val_kl": kl, **rejections(y, sign * outputs[:, 0], "val_")}
 
 
 @register_model
@@ -131,7 +132,7 @@ class VAEModel(NeuralModel):
 
     name = "vae"
     cpu_channels_last = True  # measured faster on CPU for every task's shape (bench perf, 1d)
-    curve_keys = ("train_loss", "val_loss", "val_recon", "val_kl")
+    curve_keys = (*NeuralModel.curve_keys, "val_recon", "val_kl")
     artifact_names = ("recon", "latent")
     tiny_config = {"width": 4, "latent_dim": 2, "epochs": 2, "batch_size": 32}
     default_config = {**TRAIN_DEFAULTS, "width": 32, "latent_dim": 16, "transform": "asinh"}

@@ -205,7 +205,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study:
     scheduler = tune_wiring.make_scheduler(spec.scheduler, log, has_fidelity=cls.fidelity is not None,
                                            max_t=spec.max_epochs)
     trainable = tune.with_resources(
-        functools.partial(tune_wiring.trial, model_name=model, prep=prep, seed=spec.seed),
+        functools.partial(tune_wiring.trial, model_name=model, prep=prep, seed=spec.trial_seed, costs=spec.costs),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
     progress = tune_wiring.Progress(str(study_dir), f"{task.name} / {label}", spec.trials, log, cls.curve_keys, clock,
                                     getattr(scheduler, "pruned", None))
@@ -222,9 +222,10 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study:
     else:
         journal.unlink(missing_ok=True)  # a search killed before Tune's first checkpoint starts afresh
         first = space.point(cls.default_config)  # the model's defaults, as far as the space has them
+        points = [dict(p) for p in spec.points] or ([first] if first else None)
         sampler_seed = spec.seed if spec.sampler_seed is None else spec.sampler_seed
         searcher = tune_wiring.tagged_search(space, spec.sampler, sampler_seed, f"{task.name}-{label}", study_dir,
-                                  [first] if first else None)
+                                             points)
         concurrency = spec.concurrency or max(1, session.trial_slots(spec))
         tuner = tune.Tuner(
             trainable,
@@ -242,7 +243,7 @@ def _search(spec: RunSpec, task, model: str, space, prepared, prep: dict, study:
     if interrupt.happened:  # Ray returns normally after Ctrl-C or SIGTERM, the unfinished trials marked stopped
         how = "terminated (SIGTERM)" if interrupt.signum == tune_wiring.signal.SIGTERM else "interrupted"
         raise tune_wiring.Stopped(f"{task.name} / {label} {how}", interrupt.signum)
-    trials = tune_wiring.trial_records(results, log, spec.seed)
+    trials = tune_wiring.trial_records(results, log, spec.trial_seed)
     study.write_trials(trials)
     done = [t for t in trials if t.status in ("completed", "pruned") and t.best_val_auc is not None]
     if not done:

@@ -32,6 +32,10 @@ class RunSpec:
     sizes: data.Sizes = data.Sizes()  # rows per split (None: the task's default; real files: train only)
     seed: int = 0
     sampler_seed: int | None = None  # the sampler's own seed (None: ``seed``, which also fixes data and training)
+    train_seed: int | None = None  # the trials' training seed alone (None: ``seed``): seed repeats on the same data
+    points: tuple[Mapping[str, object], ...] = ()  # configs the search evaluates first (None: the model's defaults)
+    fixed: Mapping[str, object] = dataclasses.field(default_factory=dict)  # --fix KEY=VALUE: fixed in each space
+    costs: bool = False  # measure every trial's parameters, FLOPs and latency (benchmark.models.costs)
     name: str = ""
     resume: bool = False
     repeats: int = 1
@@ -44,6 +48,11 @@ class RunSpec:
     protocol: str | None = None    # the board protocol this spec was made from (benchmark.protocol)
     verbose: bool = False
     argv: tuple[str, ...] = ()
+
+    @property
+    def trial_seed(self) -> int:
+        """The seed every trial trains with (weights, batches, dropout)."""
+        return self.seed if self.train_seed is None else self.train_seed
 
     #: The fields a protocol's preset fixes (the command line's options of the same names may not be given).
     PRESET_FIELDS = ("models", "trials", "max_epochs", "sizes", "repeats", "sampler", "scheduler", "spaces", "recipes")

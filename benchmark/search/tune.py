@@ -71,24 +71,28 @@ def tagged_search(space, sampler: str, seed: int, study_name: str, study_dir: Pa
                         storage=studies.storage(study_dir), points_to_evaluate=points_to_evaluate)
 
 
-def trial(config: dict, *, model_name: str, prep: dict, seed: int) -> None:
-    """One Tune trial: build the model from its config, train, report every epoch."""
+def trial(config: dict, *, model_name: str, prep: dict, seed: int, costs: bool = False) -> None:
+    """One Tune trial: build the model from its config, train, report every epoch; with ``costs``, the
+    config's parameters, FLOPs and latency (``benchmark.models.costs``, measured first) in every report."""
     from benchmark.models import create_model
+    from benchmark.models.costs import measure
 
     prepared = data.prepare_shared(**prep)
     train, val = prepared.split(data.Split.TRAIN), prepared.split(data.Split.VAL)
     plan = session.trial_plan()
     node = ray.get_runtime_context().get_node_id()
-    best, last_epoch, precision = -math.inf, 0, None
+    best, last_epoch, precision, cost = -math.inf, 0, None, {}
 
     def report(epoch: int, metrics: Mapping[str, float]) -> None:
         nonlocal best, last_epoch
         best, last_epoch = max(best, float(metrics[OBJECTIVE.name])), epoch
-        tune.report({**metrics, "epoch": epoch, OBJECTIVE.running: best, "node_id": node, "precision": precision})
+        tune.report({**metrics, "epoch": epoch, OBJECTIVE.running: best, "node_id": node, "precision": precision,
+                     **cost})
 
     try:
         model = create_model(model_name, prepared.task, config, seed=seed, plan=plan)
         precision = model.precision
+        cost = measure(model) if costs else {}
         model.fit(train, val, report=report)
     except Exception as e:
         reason = config_failure(e)
@@ -121,7 +125,8 @@ def trial_records(results, log: records.TrialLog, seed: int) -> list[records.Tri
             best_val_auc=None if failed else m.get(OBJECTIVE.running), epochs=len(curve) or m.get("training_iteration"),
             wall_s=m.get("time_total_s"), node_id=m.get("node_id"), hostname=m.get("hostname"),
             retries=retries.get(trial_id, 0), precision=m.get("precision"),
-            error=one_line(r.error, typed=True, last_line=True) if r.error else m.get("failed"), curve=curve))
+            error=one_line(r.error, typed=True, last_line=True) if r.error else m.get("failed"), curve=curve,
+            costs={k: v for k, v in m.items() if k.startswith(records.COST)}))
     return sorted(trials, key=lambda t: t.trial_id)
 
 

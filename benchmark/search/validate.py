@@ -86,6 +86,9 @@ def _numbers(spec: RunSpec) -> None:
         raise BenchError(f"--seed {spec.seed!r}: must be an integer from 0 to 2**32 - 1 = {MAX_SEED}"
                          + (f" less --repeats - 1 (the repeats use seeds SEED..SEED+{spec.repeats - 1})"
                             if spec.repeats > 1 else ""))
+    if spec.train_seed is not None and (isinstance(spec.train_seed, bool) or not isinstance(spec.train_seed, int)
+                                        or not 0 <= spec.train_seed <= MAX_SEED):
+        raise BenchError(f"--train-seed {spec.train_seed!r}: must be an integer from 0 to 2**32 - 1 = {MAX_SEED}")
 
 
 def _models(spec: RunSpec, tasks) -> dict[str, Any]:
@@ -121,7 +124,37 @@ def _models(spec: RunSpec, tasks) -> dict[str, Any]:
                     create_model(m, task, config)
                 except (BenchError, TypeError, ValueError) as e:
                     raise ConfigError(f"--model {m} on {task.name}{where}: {e}") from None
+    for key in spec.fixed:
+        if not any(key in get_model_class(m).default_config for m in spec.models):
+            raise BenchError(f"--fix {key}=...: no model of this run has a config key {key!r} "
+                             f"({' '.join(spec.models)})")
+    _points(spec, spaces)
     return spaces
+
+
+def _points(spec: RunSpec, spaces: dict[str, Any]) -> None:
+    """``--points``: for one model, at most ``--trials`` configs, each a value for every searched parameter
+    of its space, inside it."""
+    if not spec.points:
+        return
+    if len(spec.models) != 1:
+        raise BenchError(f"--points: configs of one model, but this run has {len(spec.models)} "
+                         f"({' '.join(spec.models)}); pass one --model")
+    if len(spec.points) > spec.trials:
+        raise BenchError(f"--points: {len(spec.points)} configs but --trials {spec.trials}; pass --trials "
+                         f"{len(spec.points)} or more")
+    space = spaces[spec.models[0]]
+    searched = [p.name for p in space.params if p.type != "fixed" and not p.when]
+    for i, point in enumerate(spec.points, 1):
+        if not isinstance(point, dict):
+            raise BenchError(f"--points: config {i} is {type(point).__name__}, not a mapping of parameter to value")
+        if unknown := sorted(set(point) - {p.name for p in space.params if p.type != "fixed"}):
+            raise BenchError(f"--points: config {i} sets {unknown[0]!r}, not a searched parameter of {space.path} "
+                             f"({', '.join(searched)})")
+        taken = space.point(point)
+        if bad := next((k for k in searched if k not in taken), None):
+            where = f"{bad}={point[bad]!r} is outside the space" if bad in point else f"it has no {bad}"
+            raise BenchError(f"--points: config {i}: {where} ({space.path}: {space.declared()[bad]})")
 
 
 def _recipes(spec: RunSpec, tasks) -> None:
@@ -193,9 +226,10 @@ def _data(spec: RunSpec, tasks) -> dict[str, data.Source]:
 
 
 def fixed_by_spec(spec: RunSpec, cls, space) -> dict[str, Any]:
-    """The values ``bench run``'s options fix in a model's space: its fidelity at ``--max-epochs``, and
-    ``precision`` when ``--precision`` names one (a space may then not tune it)."""
-    fixed: dict[str, Any] = {}
+    """The values ``bench run``'s options fix in a model's space: ``--fix KEY=VALUE`` for the models whose
+    config has KEY, its fidelity at ``--max-epochs``, and ``precision`` when ``--precision`` names one (a
+    space may then not tune it)."""
+    fixed: dict[str, Any] = {k: v for k, v in spec.fixed.items() if k in cls.default_config}
     if cls.fidelity is not None and cls.fidelity in space.names():
         fixed[cls.fidelity] = spec.max_epochs
     if spec.precision != "auto" and cls.has_precision():

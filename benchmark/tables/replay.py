@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -63,6 +64,8 @@ class Blackbox:
     curves: np.ndarray
     times: np.ndarray
     failed: int = 0                # trials recorded as failed (not used: they have no curve)
+    #: seed repeats: config index -> (curves, times) of its other recorded training seeds, one row each
+    repeats: Mapping[int, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
     @property
     def max_epochs(self) -> int:
@@ -79,6 +82,25 @@ class Blackbox:
 
     def encode(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return np.array([_encode(self.searched, c) for c in configs], dtype=float).reshape(len(configs), -1)
+
+    def seed_curves(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every recorded seed's curves and epoch times of config ``i`` (the first row is ``curves[i]``)."""
+        more_c, more_t = self.repeats.get(i, (np.empty((0, self.max_epochs)), np.empty((0, self.max_epochs))))
+        return np.vstack([self.curves[i][None], more_c]), np.vstack([self.times[i][None], more_t])
+
+    def noise_ceiling(self) -> dict[str, float] | None:
+        """How well one training seed ranks the repeated configs as another does: the Spearman correlation
+        of the final best validation AUC between the first two repeat seeds (and between the first seed and
+        each repeat), over the configs recorded with 3 seeds or more; None without such configs."""
+        from scipy.stats import spearmanr
+
+        rows = [self.seed_curves(i)[0].max(axis=1) for i in self.repeats if len(self.repeats[i][0]) >= 2]
+        if len(rows) < 3:
+            return None
+        finals = np.array([r[:3] for r in rows])
+        return {"configs": len(rows), "spearman": float(spearmanr(finals[:, 1], finals[:, 2]).statistic),
+                "spearman_first": float(np.mean([spearmanr(finals[:, 0], finals[:, j]).statistic for j in (1, 2)])),
+                "seed_sd": float(finals.std(axis=1, ddof=1).mean())}
 
 
 def _encode(params: Sequence[Param], config: Mapping[str, Any]) -> list[float]:
@@ -127,6 +149,8 @@ def _blackbox(path: Path, frame, meta: Mapping[str, Any], study: str) -> Blackbo
     space = parse_space(spaces[0], f"{path}:{study}")
     epochs = int(info["fidelity"].get("max") or 1)
     curves, times, configs, failed = [], [], [], 0
+    index: dict[str, int] = {}  # a config's JSON -> its position: a second seed of it is a repeat
+    repeats: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     searched = [p.name for p in space.params if p.type != "fixed"]
     for _, trial in frame.groupby(list(tabular.TRIAL), sort=True):
         trial = trial.sort_values(tabular.FIDELITY)
@@ -138,16 +162,24 @@ def _blackbox(path: Path, frame, meta: Mapping[str, Any], study: str) -> Blackbo
         if status != {"completed"} or not 0 < len(values) <= epochs or np.isnan(values).any():
             continue  # stopped by a scheduler: the table has no full curve for it
         # a trial that ended by its own patience before its budget: its last value holds, at no more cost
-        curves.append(np.pad(values, (0, epochs - len(values)), mode="edge"))
-        times.append(np.pad(wall, (0, epochs - len(wall))))
+        curve, wall = np.pad(values, (0, epochs - len(values)), mode="edge"), np.pad(wall, (0, epochs - len(wall)))
         first = trial.iloc[0]
-        configs.append({k: _plain(first[tabular.CONFIG + k]) for k in searched if tabular.CONFIG + k in trial})
+        config = {k: _plain(first[tabular.CONFIG + k]) for k in searched if tabular.CONFIG + k in trial}
+        key = json.dumps(config, sort_keys=True, default=str)
+        if key in index:
+            repeats.setdefault(index[key], []).append((curve, wall))
+            continue
+        index[key] = len(configs)
+        configs.append(config)
+        curves.append(curve)
+        times.append(wall)
     if len(curves) < 2:
         raise BenchError(f"{path}: study {study} has {len(curves)} trial(s) with a full {epochs}-epoch curve; a replay "
                          "needs a table recorded without early stopping (bench run --scheduler none)")
     return Blackbox(name=f"{path.stem}/{study}", task=str(frame.task.iloc[0]), study=study,
                     n_train=int(frame.n_train.iloc[0]), space=space, configs=tuple(configs),
-                    curves=np.array(curves), times=np.array(times), failed=failed)
+                    curves=np.array(curves), times=np.array(times), failed=failed,
+                    repeats={i: (np.array([c for c, _ in r]), np.array([t for _, t in r])) for i, r in repeats.items()})
 
 
 def _plain(v: Any) -> Any:

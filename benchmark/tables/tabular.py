@@ -10,9 +10,12 @@ that failed before its first epoch is one row with an empty epoch, so every tria
     source, data_hash, n_train        the evaluation data as the leaderboard keys it, and the training rows
     precision, trial_id, seed, status, retries, error
     config.<key>                      every hyperparameter of the trial's config, fixed ones included
+    cost.<key>                        its measured costs, with ``bench run --costs`` (benchmark.models.costs):
+                                      parameters, train_flops_per_sample, latency_b1_s, latency_b256_s, device
     epoch                             the fidelity: the step the row reports (1 .. the config's epochs)
     val_auc                           the objective (OBJECTIVE, maximised)
-    train_loss, val_loss, ...         the model's other per-epoch metrics (metric.<name> if it clashes)
+    train_loss, val_loss, ...         the model's other per-epoch metrics (metric.<name> if it clashes): the
+                                      neural models' val_rej_at_eff30 / 50 are 1 / eps_B at eps_S 0.3 / 0.5
     wall_s, cum_wall_s, reported_at   that epoch's wall time, the trial's up to it, the driver's clock
 
 A retried trial (``retries`` > 0) keeps its last attempt's curve, as ``trials.json`` does. A search
@@ -62,12 +65,15 @@ __all__ = ["CONFIG", "FIDELITY", "FIXED", "FORMATS", "MODE", "OBJECTIVE", "SCHEM
            "config_columns", "export", "load", "lookup", "metadata_path", "metric_columns", "write"]
 
 #: Version of the exported table and its metadata; bump it when a column or key is added, removed or re-meant.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The versions :func:`load` reads: 2 added the ``cost.*`` columns and ``cost_columns`` (a version-1 table has none).
+READS = (1, 2)
 FORMATS = ("parquet", "csv")
 OBJECTIVE, MODE, FIDELITY = strategies.OBJECTIVE.name, strategies.OBJECTIVE.mode, "epoch"
 #: The columns that name one trial (``trial_id`` alone repeats: every recipe's is ``recipe``).
 TRIAL = ("run", "study", "trial_id")
 CONFIG = "config."
+COST = records.COST  # a trial's measured costs (bench run --costs): one value per trial, on each of its rows
 _IDENTITY = ("run", "task", "study", "model", "recipe", "source", "data_hash", "n_train", "precision",
              "trial_id", "seed", "status", "retries", "error")
 _TIMES = ("wall_s", "cum_wall_s", "reported_at")
@@ -183,10 +189,12 @@ def _studies(run_dirs: Iterable[Path]) -> list[_Study]:
 def _table(task: str, digest: str, studies: list[_Study]) -> Table:
     rows = [row for s in studies for row in _rows(s, digest)]
     config = list(dict.fromkeys(k for row in rows for k in row if k.startswith(CONFIG)))
-    metrics = list(dict.fromkeys(k for row in rows for k in row if k not in FIXED and not k.startswith(CONFIG)))
+    costs = list(dict.fromkeys(k for row in rows for k in row if k.startswith(COST)))
+    metrics = list(dict.fromkeys(k for row in rows for k in row
+                                 if k not in FIXED and not k.startswith((CONFIG, COST))))
     columns: dict[str, pd.Series] = {}
     json_columns = []
-    for c in (*_IDENTITY, *config, FIDELITY, OBJECTIVE, *metrics, *_TIMES):
+    for c in (*_IDENTITY, *config, *costs, FIDELITY, OBJECTIVE, *metrics, *_TIMES):
         columns[c], encoded = _column([row.get(c) for row in rows], _DTYPES.get(c))
         if encoded:
             json_columns.append(c)
@@ -197,7 +205,7 @@ def _table(task: str, digest: str, studies: list[_Study]) -> Table:
         "n_train": sorted({int(v) for v in frame["n_train"]}),
         "rows": len(frame), "trials": int(frame.groupby(list(TRIAL)).ngroups),
         "objective": {"column": OBJECTIVE, "mode": MODE}, "fidelity_column": FIDELITY, "trial_key": list(TRIAL),
-        "config_columns": config, "metric_columns": metrics, "json_columns": json_columns,
+        "config_columns": config, "cost_columns": costs, "metric_columns": metrics, "json_columns": json_columns,
         "columns": {c: str(frame[c].dtype) for c in frame.columns},
         "studies": _studies_meta(studies),
         "runs": {s.run_dir.name: _run_meta(s) for s in studies},
@@ -215,7 +223,7 @@ def _rows(s: _Study, digest: str) -> list[dict[str, Any]]:
     for t in s.trials:
         trial = {**study, "precision": t.precision or r.precision, "trial_id": t.trial_id, "seed": t.seed,
                  "status": t.status, "retries": t.retries, "error": t.error,
-                 **{CONFIG + k: v for k, v in t.config.items()}}
+                 **{CONFIG + k: v for k, v in t.config.items()}, **t.costs}
         total: float | None = 0.0
         for e in sorted(t.curve, key=lambda e: e.epoch) or [None]:
             if e is None:  # failed before its first epoch: the trial is still a row
@@ -354,9 +362,9 @@ def load(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise BenchError(f"{meta_path}: missing (`bench export` writes it beside the table)") from None
     except (OSError, ValueError) as e:
         raise BenchError(f"{meta_path}: unreadable ({one_line(e, typed=True)})") from None
-    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(meta, dict) or meta.get("schema_version") not in READS:
         version = meta.get("schema_version") if isinstance(meta, dict) else None
-        raise BenchError(f"{meta_path}: export schema {version!r}, but this hepbench reads {SCHEMA_VERSION}: "
+        raise BenchError(f"{meta_path}: export schema {version!r}, but this hepbench reads {' or '.join(map(str, READS))}: "
                          "export the run directories again with this version")
     try:
         if meta.get("format") == "csv":
@@ -380,7 +388,7 @@ def config_columns(frame: pd.DataFrame) -> list[str]:
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """The per-epoch metrics besides the objective (``train_loss``, ``val_loss``, ...)."""
-    return [c for c in frame.columns if c not in FIXED and not c.startswith(CONFIG)]
+    return [c for c in frame.columns if c not in FIXED and not c.startswith((CONFIG, COST))]
 
 
 def lookup(frame: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
