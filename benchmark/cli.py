@@ -327,6 +327,40 @@ class DataInfoCommand(Command):
         return 0
 
 
+class DataCompareCommand(Command):
+    name, help = "compare", "how far the synthetic data is from real files: shape statistics and a two-sample test"
+
+    def add_arguments(self, parser):
+        parser.add_argument("task")
+        parser.add_argument("--real", type=path_arg, required=True, metavar="PATH",
+                            help="a folder with the task's real files (or for ee_gamma an .npz of the ML4SCI "
+                                 "200-crop layout)")
+        parser.add_argument("--n-synthetic", type=positive_int, default=2000,
+                            help="synthetic samples to compare, half of each class (default 2000)")
+        parser.add_argument("--max-real", type=positive_int, default=5000,
+                            help="real samples read per class at most (default 5000)")
+        parser.add_argument("--seed", type=seed, default=0)
+        parser.add_argument("--out", type=path_arg, default=None, metavar="FILE",
+                            help="also write the tables as Markdown to FILE")
+
+    def run(self, args):
+        from benchmark import realism
+        from benchmark.files import atomic_write_text
+        from benchmark.tasks import get_task
+
+        task = get_task(args.task)
+        t0 = time.perf_counter()
+        result = realism.compare(task, Path(args.real), n_synthetic=args.n_synthetic, seed=args.seed,
+                                 limit=args.max_real)
+        page = realism.markdown(result)
+        print(page)
+        print(f"({time.perf_counter() - t0:.1f} s)")
+        if args.out:
+            atomic_write_text(Path(args.out), page + "\n")
+            print(f"written: {args.out}")
+        return 0
+
+
 class DataFetchCommand(Command):
     name, help = "fetch", "download a task's public files (verified by SHA-256)"
 
@@ -621,10 +655,13 @@ class ReplayCommand(Command):
         for box in blackboxes(Path(args.table), args.study):
             card = surrogates.report_card(box)
             chosen = surrogates.choose(box, card)
-            h, ceiling = card[card["chosen"]]["final"], card["noise_ceiling"]
+            if card is None:  # too few configurations for the forest's card
+                h, ceiling, kind = chosen.holdout(), None, f"knn k={chosen.k}"
+            else:
+                h, ceiling = card[card["chosen"]]["final"], card["noise_ceiling"]
+                kind = "forest" if card["chosen"] == "forest" else f"knn k={card['k']}"
             print(f"{box.name}: {len(box.configs)} configs x {box.max_epochs} epoch(s), n_train {box.n_train:,}; "
-                  f"surrogate {card['chosen']}{' k=' + str(card['k']) if card['chosen'] == 'knn' else ''}, held-out "
-                  f"MAE {h['mae']:.4f}, Spearman {h['spearman']:.3f}"
+                  f"surrogate {kind}, held-out MAE {h['mae']:.4f}, Spearman {h['spearman']:.3f}"
                   + (f"; noise ceiling (seed vs seed Spearman) {ceiling['spearman']:.3f}" if ceiling else ""))
             if args.seed_noise and not box.repeats:
                 print(f"  (--seed-noise: {box.name} has no seed repeats; every answer is its first seed's)")
@@ -746,7 +783,7 @@ def _commands() -> dict[str, Command | dict[str, Command]]:
     cmds: dict[str, Command | dict[str, Command]] = {c.name: c for c in (RunCommand(), TasksCommand(), ModelsCommand(),
                                                                             LeaderboardCommand(), ReportCommand(), PerfCommand(),
                                                                             ExportCommand(), ReplayCommand(), CompareCommand())}
-    cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataFetchCommand(), DataGenerateCommand(),
+    cmds["data"] = {c.name: c for c in (DataInfoCommand(), DataCompareCommand(), DataFetchCommand(), DataGenerateCommand(),
                                                   DataPrepareCommand())}
     return cmds
 

@@ -115,7 +115,12 @@ def raw_dir(task: TaskSpec, root: Path) -> Path:
 
 def locate_real(task: TaskSpec, root: Path) -> tuple[FileSet, dict[str, Path]] | None:
     """The first file set whose files are all present in ``raw_dir``, or None."""
-    folder = raw_dir(task, root)
+    return locate_in(task, raw_dir(task, root))
+
+
+def locate_in(task: TaskSpec, folder: Path) -> tuple[FileSet, dict[str, Path]] | None:
+    """The first file set of ``task`` whose files are all present in ``folder``, or None."""
+    folder = Path(folder)
     for file_set in task.file_sets:
         found: dict[str, Path] = {}
         for f in file_set.files:

@@ -90,13 +90,20 @@ def _fit(kind: str, box: Blackbox, k: int | None = None):
     return Surrogate(box, k) if kind == "knn" else ForestSurrogate(box)
 
 
-def report_card(box: Blackbox, *, k: int | None = None, folds: int = FOLDS, seed: int = 0) -> dict[str, Any]:
-    """Held-out quality of both surrogates on ``box`` (see the module's text) and its noise ceiling.
-    ``k``: the nearest-neighbour surrogate's (default: :meth:`Surrogate.fit`'s choice on all of ``box``)."""
+#: The fewest configurations a report card cross-validates.
+MIN_CONFIGS = 10
+
+
+def report_card(box: Blackbox, *, k: int | None = None, folds: int = FOLDS, seed: int = 0) -> dict[str, Any] | None:
+    """Held-out quality of both surrogates on ``box`` (see the module's text) and its noise ceiling; None
+    for a blackbox of fewer than :data:`MIN_CONFIGS` configurations. ``k``: the nearest-neighbour
+    surrogate's (default: :meth:`Surrogate.fit`'s choice on all of ``box``)."""
     from scipy.stats import kendalltau, spearmanr
 
-    k = k or Surrogate.fit(box).k
     n = len(box.configs)
+    if n < MIN_CONFIGS:
+        return None
+    k = k or Surrogate.fit(box).k
     order = np.random.default_rng(seed).permutation(n)
     card: dict[str, Any] = {"configs": n, "epochs": box.max_epochs, "k": k,
                             "repeated": sum(len(r[0]) > 0 for r in box.repeats.values())}
@@ -127,9 +134,10 @@ def _r2(predicted: np.ndarray, true: np.ndarray) -> float:
 
 
 def choose(box: Blackbox, card: Mapping[str, Any] | None = None):
-    """The surrogate the report card chose for ``box`` (:func:`report_card`), fitted on all of it."""
+    """The surrogate the report card chose for ``box`` (:func:`report_card`), fitted on all of it; the
+    nearest-neighbour one where ``box`` is too small for a card."""
     card = card or report_card(box)
-    return _fit(card["chosen"], box, card["k"])
+    return Surrogate.fit(box) if card is None else _fit(card["chosen"], box, card["k"])
 
 
 @dataclasses.dataclass
