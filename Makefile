@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,root,dashboard,cluster,hpo]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,root,dashboard,cluster,hpo,carps]"
 	$(BIN)/python -c "import timm, torch; timm.create_model('vit_tiny_patch16_224', img_size=32, patch_size=8, in_chans=2, num_classes=1)(torch.zeros(1, 2, 32, 32))"
 	touch $@
 

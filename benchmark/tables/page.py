@@ -21,7 +21,7 @@ def tables_page(tables_dir: Path) -> str:
     table`` and ``make image-table`` rewrite it)."""
     from benchmark.tables.surrogates import report_card
 
-    rows, commands, cards, costs = [], [], [], []
+    rows, commands, cards, costs, names = [], [], [], [], []
     for path in sorted(Path(tables_dir).glob("*.parquet")):
         meta = json.loads(metadata_path(path).read_text())
         commands += _commands(meta)
@@ -35,6 +35,7 @@ def tables_page(tables_dir: Path) -> str:
                          f"{box.finals.max():.4f}", f"{np.median(box.finals):.4f}",
                          "-" if wall is None else f"{wall:.1f} min", f"{trained / 3600:.2f}",
                          "-" if best is None else f"{best:.4f}", len(box.repeats), hardware])
+            names.append(f"{meta['task']}/{box.study}")
             if (card := report_card(box)) is not None:
                 cards.append(_card_row(box.name, card))
             costs += _cost_rows(box.name, path, box.study)
@@ -56,6 +57,16 @@ def tables_page(tables_dir: Path) -> str:
         "\nSearch wall time: the search alone (2 trials at a time on 2 cores), without Ray's start-up and the test "
         "evaluation; CPU-hours: every recorded epoch's wall time (what a replay simulates) times the trial's one "
         "CPU, seed repeats included.\n",
+        "## Loading a blackbox\n",
+        "Every study above is a blackbox of `benchmark.tables.api` (README: *The tables as benchmarks*), named "
+        "`<task>/<study>`: " + ", ".join(f"`{n}`" for n in names) + ".\n",
+        "```python",
+        "from benchmark.tables import api",
+        f"bench = api.load({names[0]!r})" if names else "bench = api.load(api.names()[0])",
+        "config = bench.configs[0]                 # or any config inside bench.distributions()",
+        "answer = bench(config, epoch=bench.fidelity.high)",
+        "print(answer.recorded, answer.metrics['val_auc'], answer.metrics['cum_wall_s'])",
+        "```\n",
         "## Surrogate report cards\n",
         "How well each surrogate predicts configurations it has not seen: 5-fold cross-validation by configuration "
         "(a configuration's seed repeats are held out with it), of the final best validation AUC (Spearman, "
