@@ -30,6 +30,7 @@ TITLES = {
                                         "epochs_to_reach", "went_on_past_rung", "seeds_reaching"]),
     "memory": ("4. Memory", ["trials_at_once", "anonymous_MiB", "shared_data_MiB", "memory_MiB",
                              "Ray Tune + OptunaSearch script"]),
+    "blackbox": ("5. Blackbox answers", ["answer a recorded configuration", "TPE ask/tell alone", "time_us"]),
 }
 
 

@@ -21,6 +21,8 @@
    random search's final best (:mod:`benchmark.perf.search`).
 4. ``memory``: the resident memory of 1 vs 4 concurrent trials on the same prepared, memory-mapped
    data (:mod:`benchmark.perf.procmem`), bench run vs the same script holding the same data.
+5. ``blackbox``: how fast ``benchmark.tables.api`` answers from a table and from its surrogate, and a TPE
+   study against a blackbox beside TPE's own cost (:mod:`benchmark.perf.blackbox`).
 
 1 lives in :mod:`benchmark.perf.throughput`; 2 and 4 run through ``bench run``'s own machinery
 (``runner.search``) and live in :mod:`benchmark.perf.runs`; :mod:`benchmark.perf.report` formats the
@@ -39,7 +41,7 @@ from benchmark import environment
 from benchmark.perf import common
 from benchmark.perf.report import Comparison, Report
 
-COMPARISONS = ("throughput", "precision", "runner", "search", "memory")
+COMPARISONS = ("throughput", "precision", "runner", "search", "memory", "blackbox")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +115,10 @@ def run_all(sizes: PerfSizes = FULL, *, only: Sequence[str] = COMPARISONS, comma
             comparisons.append(search_efficiency(trials=sizes.search_trials, seeds=sizes.seeds))
         if "memory" in only:
             comparisons.append(memory(n=sizes.memory_samples, epochs=sizes.memory_epochs, root=root))
+        if "blackbox" in only:
+            from benchmark.perf.blackbox import blackbox_speed
+
+            comparisons.append(blackbox_speed(trials=sizes.search_trials))
     preset = "full" if sizes == FULL else "quick" if sizes == QUICK else "custom"
     return Report(command=command, hardware=hardware(), comparisons=tuple(comparisons),
                   sizes=dataclasses.asdict(sizes), preset=preset, wall_s=time.perf_counter() - t0,

@@ -262,7 +262,7 @@ class Benchmark:
             return Answer(config, epoch, seed, metrics, dict(t.costs), True)
         if seeds:
             raise BenchError(f"{self.name}: seed {seed} is not recorded for this configuration (recorded: {seeds})")
-        curve, times = self.surrogate.predict(config)
+        curve, times = self._predicted(key, config)
         if seed:  # another seed of an unrecorded config: the nearest repeated config's deviation of that seed
             curve = _seed_shift(self.blackbox, config, curve, seed)
         metrics = {"val_auc": float(curve[epoch - 1]), "best_val_auc": float(curve[:epoch].max()),
@@ -270,9 +270,22 @@ class Benchmark:
         costs = dict(self._rows[self._nearest(config)].costs)
         return Answer(config, epoch, seed, metrics, costs, False, self.surrogate_name)
 
+    def _predicted(self, key: str, config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The surrogate's curve and epoch times of ``config``, kept for the next epoch's call (bounded)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            if len(cache) >= 10_000:
+                cache.clear()
+            cache[key] = self.surrogate.predict(config)
+        return cache[key]
+
+    @functools.cached_property
+    def _encoded(self) -> np.ndarray:
+        return self.blackbox.encode(self.blackbox.configs)
+
     def _nearest(self, config: Mapping[str, Any]) -> tuple[str, int]:
         box = self.blackbox
-        d = np.abs(box.encode(box.configs) - box.encode([config])).sum(axis=1)
+        d = np.abs(self._encoded - box.encode([config])).sum(axis=1)
         near = box.configs[int(np.argmin(d))]
         key = _key({k: near.get(k) for k in (p.name for p in self._searched) if near.get(k) is not None})
         return key, self._seeds[key][0]
