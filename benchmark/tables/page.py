@@ -21,7 +21,7 @@ def tables_page(tables_dir: Path) -> str:
     table`` and ``make image-table`` rewrite it)."""
     from benchmark.tables.surrogates import report_card
 
-    rows, commands, cards, costs, names = [], [], [], [], []
+    rows, commands, cards, costs, names, spaces = [], [], [], [], [], []
     for path in sorted(Path(tables_dir).glob("*.parquet")):
         meta = json.loads(metadata_path(path).read_text())
         commands += _commands(meta)
@@ -36,6 +36,10 @@ def tables_page(tables_dir: Path) -> str:
                          "-" if wall is None else f"{wall:.1f} min", f"{trained / 3600:.2f}",
                          "-" if best is None else f"{best:.4f}", len(box.repeats), hardware])
             names.append(f"{meta['task']}/{box.study}")
+            spaces.append([f"`{names[-1]}`", _space_text(box.space), f"epoch 1..{box.max_epochs}",
+                           ", ".join(["val_auc (max)", *(f"{c} ({'min' if 'loss' in c else 'max'})"
+                                                        for c in meta.get("metric_columns", ())),
+                                      "wall_s (min)"] + (["cost.* (min)"] if meta.get("cost_columns") else []))])
             if (card := report_card(box)) is not None:
                 cards.append(_card_row(box.name, card))
             costs += _cost_rows(box.name, path, box.study)
@@ -67,6 +71,9 @@ def tables_page(tables_dir: Path) -> str:
         "answer = bench(config, epoch=bench.fidelity.high)",
         "print(answer.recorded, answer.metrics['val_auc'], answer.metrics['cum_wall_s'])",
         "```\n",
+        "### Spaces, fidelities and objectives\n",
+        markdown([["blackbox", "searched parameters", "fidelity", "objectives (per epoch, direction)"], *spaces]),
+        "",
         "## Surrogate report cards\n",
         "How well each surrogate predicts configurations it has not seen: 5-fold cross-validation by configuration "
         "(a configuration's seed repeats are held out with it), of the final best validation AUC (Spearman, "
@@ -91,6 +98,18 @@ def tables_page(tables_dir: Path) -> str:
                       "latency batch 256 (ms / sample)", "device"], *costs])] if costs else []),
         "",
         *_live_section(Path(tables_dir) / "live")])
+
+
+def _space_text(space) -> str:
+    """A space's searched parameters in one line: ``lr`` float [1e-05, 0.003] log; ``width`` {8, 16}; ..."""
+    out = []
+    for p in space.params:
+        if p.type == "categorical":
+            out.append(f"`{p.name}` {{{', '.join(map(str, p.choices))}}}")
+        elif p.type in ("float", "int"):
+            out.append(f"`{p.name}` {p.type} [{p.low:g}, {p.high:g}]" + (" log" if p.log else "")
+                       + (f" step {p.step:g}" if p.step else ""))
+    return "; ".join(out)
 
 
 def _hardware(meta: Mapping[str, Any]) -> str:

@@ -1,9 +1,10 @@
 """The replay's surrogates beside the nearest-neighbour one (:class:`benchmark.tables.replay.Surrogate`), their
 report card, and seed noise.
 
-* :class:`ForestSurrogate`: a random forest (scikit-learn, 300 trees) over the encoded configuration that
-  predicts the whole curve and the log of each epoch's time at once (one multi-output regressor: the
-  epoch is an output, not a feature), trained on every recorded seed. Model-based surrogates of this kind
+* :class:`ForestSurrogate`: random forests (scikit-learn, 300 trees) over the encoded configuration, one
+  predicting the whole curve, one the log of each epoch's time (multi-output regressors: the epoch is an
+  output, not a feature; two forests so that the times' spread does not steer the splits that rank the
+  curves), trained on every recorded seed. Model-based surrogates of this kind
   are what YAHPO Gym, JAHS-Bench-201 and PD1 ship; a recorded configuration answers its own curve.
 * :func:`report_card`: for each surrogate, held out by configuration (5 folds; a configuration's seed
   repeats are held out with it), the Spearman and Kendall correlations, the mean absolute error and R^2
@@ -41,64 +42,71 @@ def _subset(box: Blackbox, rows: np.ndarray) -> Blackbox:
                                repeats={j: box.repeats[r] for j, r in enumerate(rows) if r in box.repeats})
 
 
+class _Forest:
+    """A fitted scikit-learn random forest whose trees' node arrays lie side by side, so that one row walks
+    all trees at once in numpy (scikit-learn's own predict loops over the trees in Python: ~10 ms a call
+    for 300 trees); the same values as its ``predict``."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, trees: int, seed: int) -> None:
+        from sklearn.ensemble import RandomForestRegressor
+
+        self.forest = RandomForestRegressor(n_estimators=trees, random_state=seed, n_jobs=1, min_samples_leaf=2).fit(
+            x, y[:, 0] if y.shape[1] == 1 else y)  # one output: the 1-d target scikit-learn expects
+        fitted = [e.tree_ for e in self.forest.estimators_]
+        n, t = max(tr.node_count for tr in fitted), len(fitted)
+        self.feature = np.full((t, n), -2, dtype=np.int64)
+        self.threshold = np.zeros((t, n))
+        self.children = np.zeros((2, t, n), dtype=np.int64)
+        self.value = np.zeros((t, n, y.shape[1]))
+        for i, tr in enumerate(fitted):
+            c = tr.node_count
+            self.feature[i, :c], self.threshold[i, :c] = tr.feature, tr.threshold
+            self.children[0, i, :c], self.children[1, i, :c] = tr.children_left, tr.children_right
+            self.value[i, :c] = tr.value[:, :, 0]
+        self.depth = max(tr.max_depth for tr in fitted)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """One row ``x``, compared in float32 as scikit-learn's trees compare it."""
+        x = x.astype(np.float32).astype(np.float64)
+        rows = np.arange(len(self.feature))
+        node = np.zeros(len(rows), dtype=np.int64)
+        for _ in range(self.depth):
+            f = self.feature[rows, node]
+            inner = f >= 0
+            right = x[np.where(inner, f, 0)] > self.threshold[rows, node]
+            node = np.where(inner, self.children[right.astype(int), rows, node], node)
+        return self.value[rows, node].mean(axis=0)
+
+
 @dataclasses.dataclass
 class ForestSurrogate:
-    """A random forest from the encoded configuration to the curve and the log epoch times (module text)."""
+    """Random forests from the encoded configuration to the curve and to the log epoch times (module text):
+    two forests, so that the times' spread does not steer the splits that rank the curves."""
 
     blackbox: Blackbox
     trees: int = TREES
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from sklearn.ensemble import RandomForestRegressor
-
         box = self.blackbox
-        x, y = [], []
+        rows, curves, times = [], [], []
         for i in range(len(box.configs)):
-            curves, times = box.seed_curves(i)
-            for c, t in zip(curves, times):
-                x.append(i)
-                y.append(np.concatenate([c, np.log(np.maximum(t, 1e-6))]))
+            c, t = box.seed_curves(i)
+            rows += [i] * len(c)
+            curves.append(c)
+            times.append(np.log(np.maximum(t, 1e-6)))
         self._x = box.encode(box.configs)
-        self._forest_y = np.ascontiguousarray(y, dtype=float)
-        self._forest = RandomForestRegressor(n_estimators=self.trees, random_state=self.seed, n_jobs=1,
-                                             min_samples_leaf=2).fit(self._x[x], self._forest_y)
-        self._stack()
-
-    def _stack(self) -> None:
-        """The trees' node arrays side by side, so that one configuration walks all trees at once in numpy
-        (scikit-learn's own predict loops over the trees in Python: ~10 ms a call for 300 trees)."""
-        trees = [e.tree_ for e in self._forest.estimators_]
-        n, t = max(tr.node_count for tr in trees), len(trees)
-        self._feature = np.full((t, n), -2, dtype=np.int64)
-        self._threshold = np.zeros((t, n))
-        self._children = np.zeros((2, t, n), dtype=np.int64)
-        self._value = np.zeros((t, n, self._forest_y.shape[1]))
-        for i, tr in enumerate(trees):
-            c = tr.node_count
-            self._feature[i, :c], self._threshold[i, :c] = tr.feature, tr.threshold
-            self._children[0, i, :c], self._children[1, i, :c] = tr.children_left, tr.children_right
-            self._value[i, :c] = tr.value[:, :, 0]
-        self._depth = max(tr.max_depth for tr in trees)
-
-    def _forest_predict(self, x: np.ndarray) -> np.ndarray:
-        """What ``RandomForestRegressor.predict`` returns for one row ``x`` (compared in float32, as its trees are)."""
-        x = x.astype(np.float32).astype(np.float64)
-        rows = np.arange(len(self._feature))
-        node = np.zeros(len(rows), dtype=np.int64)
-        for _ in range(self._depth):
-            f = self._feature[rows, node]
-            inner = f >= 0
-            right = x[np.where(inner, f, 0)] > self._threshold[rows, node]
-            node = np.where(inner, self._children[right.astype(int), rows, node], node)
-        return self._value[rows, node].mean(axis=0)
+        self._curves, self._times = np.vstack(curves), np.vstack(times)
+        self._curve = _Forest(self._x[rows], self._curves, trees=self.trees, seed=self.seed)
+        self._time = _Forest(self._x[rows], self._times, trees=self.trees, seed=self.seed)
 
     @property
     def key(self) -> str:
-        """The forest's code, settings and training data: what its answers depend on."""
-        h = hashlib.sha256((inspect.getsource(ForestSurrogate) + repr((self.trees, self.seed))).encode())
-        h.update(self._x.tobytes())
-        h.update(self._forest_y.tobytes())
+        """The forests' code, settings and training data: what their answers depend on."""
+        h = hashlib.sha256((inspect.getsource(ForestSurrogate) + inspect.getsource(_Forest)
+                            + repr((self.trees, self.seed))).encode())
+        for a in (self._x, self._curves, self._times):
+            h.update(np.ascontiguousarray(a).tobytes())
         return "forest-" + h.hexdigest()[:16]
 
     def predict(self, config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -106,9 +114,7 @@ class ForestSurrogate:
         hit = np.flatnonzero(np.abs(self._x - x).sum(axis=1) < 1e-12)
         if len(hit):  # a recorded configuration: its own (first) seed's curve
             return self.blackbox.curves[hit[0]], self.blackbox.times[hit[0]]
-        out = self._forest_predict(x[0])
-        e = self.blackbox.max_epochs
-        return np.clip(out[:e], 0.0, 1.0), np.exp(out[e:])
+        return np.clip(self._curve.predict(x[0]), 0.0, 1.0), np.exp(self._time.predict(x[0]))
 
 
 def knn_key(s: Surrogate) -> int:
