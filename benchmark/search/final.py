@@ -37,7 +37,7 @@ def final_evaluation(spec: RunSpec, model: str, config: Mapping, prep: dict, cur
     threads (three seeds on two cores: all three at once, no core idle while the last one trains)."""
     import ray
 
-    seeds = [spec.seed + i for i in range(spec.repeats)]
+    seeds = [spec.trial_seed + i for i in range(spec.repeats)]  # the first: the seed the trials trained with
     task_fn = ray.remote(num_cpus=seed_cpus(spec), num_gpus=spec.gpus_per_trial)(evaluate_on_test)
     done = ray.get([task_fn.remote(model, dict(config), prep, seed, seed == seeds[0], curve) for seed in seeds])
     runs = tuple(run for run, _ in done)

@@ -87,8 +87,9 @@ def _numbers(spec: RunSpec) -> None:
                          + (f" less --repeats - 1 (the repeats use seeds SEED..SEED+{spec.repeats - 1})"
                             if spec.repeats > 1 else ""))
     if spec.train_seed is not None and (isinstance(spec.train_seed, bool) or not isinstance(spec.train_seed, int)
-                                        or not 0 <= spec.train_seed <= MAX_SEED):
-        raise BenchError(f"--train-seed {spec.train_seed!r}: must be an integer from 0 to 2**32 - 1 = {MAX_SEED}")
+                                        or not 0 <= spec.train_seed <= MAX_SEED - (spec.repeats - 1)):
+        raise BenchError(f"--train-seed {spec.train_seed!r}: must be an integer from 0 to 2**32 - 1 = {MAX_SEED}"
+                         + (" less --repeats - 1 (the test retrains with seeds TRAIN_SEED..)" if spec.repeats > 1 else ""))
 
 
 def _models(spec: RunSpec, tasks) -> dict[str, Any]:
