@@ -706,6 +706,12 @@ class CompareCommand(Command):
         parser.add_argument("--no-cache", action="store_true", help="replay everything, keep nothing")
         parser.add_argument("--no-stability", action="store_true",
                             help="skip the second replay of the grid with another surrogate")
+        parser.add_argument("--surrogate", choices=("knn", "chosen"), default="knn",
+                            help="knn: the nearest-neighbour surrogate (the second one its runner-up k; the "
+                                 "published page's); chosen: per blackbox the report card's choice, knn or forest "
+                                 "(the second one the other)")
+        parser.add_argument("--seed-noise", action="store_true",
+                            help="answer with a recorded training seed drawn per replay seed (tables with seed repeats)")
         parser.add_argument("--stability-samplers", nargs="+", choices=SAMPLERS, default=None, metavar="SAMPLER",
                             help="the samplers the second replay repeats (default: all compared; Optuna's gp costs "
                                  "50-140 s a replay on one core)")
@@ -721,7 +727,8 @@ class CompareCommand(Command):
               stability=not args.no_stability,
               stability_samplers=args.stability_samplers, live=[Path(d) for d in args.live],
               cache=None if args.no_cache else Path(args.cache), command=" ".join(("bench", *args.argv)),
-              log=lambda m: print(m, file=sys.stderr, flush=True))
+              log=lambda m: print(m, file=sys.stderr, flush=True), surrogate=args.surrogate,
+              seed_noise=args.seed_noise)
         print(f"written: {out}")
         return 0
 

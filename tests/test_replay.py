@@ -203,6 +203,10 @@ def test_the_stability_check_counts_significant_pairs_kept_and_reversed():
 
 @pytest.fixture
 def table(tmp_path):
+    return recorded_table(tmp_path)
+
+
+def recorded_table(tmp_path):
     """An exported table of a random search over resnet15's lr (a known function) and logreg's C."""
     run = tmp_path / "runs" / "rec"
     write_run(run, ("resnet15", "logreg"))

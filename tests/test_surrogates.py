@@ -93,3 +93,22 @@ def test_a_held_out_config_takes_its_repeats_with_it(kind):
     sub = surrogates._subset(box, np.arange(10, 60))
     assert len(sub.configs) == 50 and sorted(sub.repeats) == list(range(10))  # configs 10..19, renumbered
     np.testing.assert_array_equal(sub.seed_curves(0)[0], box.seed_curves(10)[0])
+
+
+def test_compare_replays_with_the_chosen_surrogates_and_with_seed_noise(tmp_path, capsys):
+    from test_cli import run_cli
+    from test_replay import recorded_table
+
+    path = recorded_table(tmp_path)
+    page = tmp_path / "optimizers.md"
+    code, out, err = run_cli(capsys, "compare", str(path), "--seeds", "2", "--trials", "10", "--jobs", "1",
+                             "--samplers", "random", "--surrogate", "chosen", "--seed-noise", "--out", str(page),
+                             "--cache", str(tmp_path / "cache"))
+    assert code == 0, err
+    text = page.read_text()
+    assert ("| forest |" in text or "| knn k=" in text) and "the other surrogate per blackbox" in text
+    kept = sorted(p.name for p in (tmp_path / "cache").glob("*/*.npz"))
+    code, *_ = run_cli(capsys, "compare", str(path), "--seeds", "2", "--trials", "10", "--jobs", "1",
+                       "--samplers", "random", "--out", str(page), "--cache", str(tmp_path / "cache"))
+    assert code == 0
+    assert set(kept) < {p.name for p in (tmp_path / "cache").glob("*/*.npz")}  # knn replays are other files

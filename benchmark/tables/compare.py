@@ -126,20 +126,25 @@ class _Jobs:
     trials: int
     workers: int
     cache: Path | None
+    seed_noise: bool = False  # answer with a recorded seed drawn per replay seed (surrogates.SeedNoise)
 
 
 def _one(jobs: _Jobs, key: tuple[int, str, str, int]) -> tuple[tuple[int, str, str, int], Trace, float, bool]:
     """One replay, or its cached copy (with the seconds the replay took when it ran)."""
+    from benchmark.tables.surrogates import SeedNoise
+
     b, sampler, scheduler, seed = key
-    boxes, surrogates, trials, workers, cache = jobs.boxes, jobs.surrogates, jobs.trials, jobs.workers, jobs.cache
+    boxes, surrogate, trials, workers, cache = jobs.boxes, jobs.surrogates[b], jobs.trials, jobs.workers, jobs.cache
+    if jobs.seed_noise:
+        surrogate = SeedNoise(surrogate, np.random.default_rng([seed, 1]))
     path = None
     if cache is not None:
-        path = Path(cache) / sampler / f"{_fingerprint(boxes[b], surrogates[b].k, sampler, scheduler, seed, trials, workers)}.npz"
+        path = Path(cache) / sampler / f"{_fingerprint(boxes[b], surrogate_key(surrogate), sampler, scheduler, seed, trials, workers)}.npz"
         if path.is_file():
             with np.load(path) as z:
                 return key, Trace(*(z[f.name] for f in dataclasses.fields(Trace))), float(z["seconds"]), True
     t0 = time.perf_counter()
-    trace = replay(boxes[b], sampler, scheduler, seed, trials=trials, workers=workers, surrogate=surrogates[b])
+    trace = replay(boxes[b], sampler, scheduler, seed, trials=trials, workers=workers, surrogate=surrogate)
     seconds = time.perf_counter() - t0
     if path is not None:
         from benchmark.files import atomic_savez
@@ -147,6 +152,12 @@ def _one(jobs: _Jobs, key: tuple[int, str, str, int]) -> tuple[tuple[int, str, s
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_savez(path, seconds=seconds, **dataclasses.asdict(trace))
     return key, trace, seconds, False
+
+
+def surrogate_key(surrogate) -> int | str:
+    """What names a surrogate in a replay's fingerprint: the nearest-neighbour one's ``k`` (as the replays
+    cached before other surrogates existed), any other's ``key``."""
+    return surrogate.k if isinstance(surrogate, Surrogate) else surrogate.key
 
 
 def _one_thread() -> None:
@@ -176,8 +187,8 @@ def _code_digest(sampler: str) -> bytes:
     return hashlib.sha256("\n".join(code).encode()).digest()
 
 
-def _fingerprint(box: Blackbox, k: int, *rest) -> str:
-    """What a replay depends on: the blackbox's recorded arrays, configs and space, the surrogate's k, the
+def _fingerprint(box: Blackbox, k: int | str, *rest) -> str:
+    """What a replay depends on: the blackbox's recorded arrays, configs and space, the surrogate (its key), the
     method, seed, trials and workers, the Optuna version, and the code the replay runs (:func:`_code_digest`)."""
     import hashlib
     import json
@@ -240,7 +251,7 @@ class Grid:
 
 def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds: int = 20, trials: int = 100,
              workers: int = 2, jobs: int = 1, surrogates: Sequence[Surrogate] | None = None,
-             cache: Path | None = None, progress=None) -> Grid:
+             cache: Path | None = None, progress=None, seed_noise: bool = False) -> Grid:
     """Replay every method with seeds ``0 .. seeds-1`` on every blackbox (``jobs`` processes). A model
     without a fidelity has nothing for ASHA to stop: its ASHA replays are the same as without. With
     ``cache``, each replay is kept there and read back instead of replayed again (an interrupted
@@ -254,7 +265,7 @@ def run_grid(boxes: Sequence[Blackbox], method_list: Sequence[Method], *, seeds:
                 copies.append((b, m))
                 continue
             keys += [(b, m.sampler, m.scheduler, s) for s in range(seeds)]
-    one = functools.partial(_one, _Jobs(boxes, surrogates, trials, workers, cache))
+    one = functools.partial(_one, _Jobs(boxes, surrogates, trials, workers, cache, seed_noise))
     out: dict[tuple[int, Method], list] = {}
     seconds: dict[Method, float] = {m: 0.0 for m in method_list}
     hits = 0
@@ -491,8 +502,10 @@ def markdown(grid: Grid, *, command: str, wall_s: float, holdouts: Sequence[Mapp
                      f"{box.times.sum() / 3600:.2f}", (sources or {}).get(box.name, ""), h["k"], f"{h['mae']:.4f}",
                      f"{h['relative']:.2f}", f"{h['spearman']:.3f}"])
     out.append(table([["blackbox", "task", "study", "n_train", "configs", "failed", "epochs",
-                               "recorded trial hours", "table", "k", "held-out MAE", "MAE / std", "Spearman"], *rows]))
-    out.append("\nHeld-out: 5-fold cross-validation of the final best validation AUC (`Surrogate.holdout`).\n")
+                               "recorded trial hours", "table", "surrogate", "held-out MAE", "MAE / std", "Spearman"],
+                              *rows]))
+    out.append("\nHeld-out: 5-fold cross-validation of the final best validation AUC by configuration "
+               "(`Surrogate.holdout`; for the forest, `benchmark.tables.surrogates.report_card`).\n")
     # overall ranking
     r_trials, r_time = mean_ranks(grid)[:, -1], mean_ranks(grid, "time")[:, QUARTER]
     pooled = {lab: np.concatenate([by_trials[b][lab] for b in by_trials]) for lab in labels}
@@ -555,15 +568,49 @@ def _num(v, digits: int = 0) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
+def _label(s) -> str:
+    return f"knn k={s.k}" if isinstance(s, Surrogate) else "forest"
+
+
+def _surrogates(boxes: Sequence[Blackbox], how: str):
+    """Per blackbox the replays' surrogate, its held-out error (as :meth:`Surrogate.holdout` reports it,
+    ``k`` naming the surrogate) and a function giving the second surrogates of the stability check."""
+    from benchmark.tables import surrogates as more
+
+    if how == "knn":
+        chosen = [Surrogate.fit(b) for b in boxes]
+        holdouts = [{**s.holdout(), "k": f"knn k={s.k}"} for s in chosen]
+        return chosen, holdouts, lambda: [Surrogate.fit(b, place=1) for b in boxes]
+    cards = [more.report_card(b) for b in boxes]
+    chosen = [more.choose(b, c) for b, c in zip(boxes, cards)]
+    holdouts = []
+    for b, c, s in zip(boxes, cards, chosen):
+        if c is None:
+            holdouts.append({**s.holdout(), "k": _label(s)})
+            continue
+        f = c[c["chosen"]]["final"]
+        holdouts.append({"k": _label(s), "mae": f["mae"], "relative": f["mae"] / float(b.finals.std() or 1.0),
+                         "spearman": f["spearman"], "n": c["configs"]})
+
+    def others():
+        return [Surrogate.fit(b) if not isinstance(s, Surrogate) else more.ForestSurrogate(b)
+                for b, s in zip(boxes, chosen)]
+
+    return chosen, holdouts, others
+
+
 def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLERS,
           schedulers: Sequence[str] = SCHEDULERS, seeds: int = 20, trials: int = 100, workers: int = 2,
           jobs: int = 1, stability: bool = True, stability_samplers: Sequence[str] | None = None,
-          live: Sequence[Path] = (), cache: Path | None = None, command: str = "bench compare", log=print) -> Path:
+          live: Sequence[Path] = (), cache: Path | None = None, command: str = "bench compare", log=print,
+          surrogate: str = "knn", seed_noise: bool = False) -> Path:
     """Replay every method on every searched study of ``tables``; write the page ``out`` and its figures
     beside it. With ``stability``, the grid (its methods of ``stability_samplers``, None: all) is replayed
     again with a second surrogate per blackbox (the ``k`` of the next-least held-out error), and the page
     marks the significant differences found with both and says how far the methods' average ranks moved
-    (Kendall's tau of the two orders)."""
+    (Kendall's tau of the two orders). ``surrogate``: ``knn`` (the nearest-neighbour surrogate, the second
+    one its runner-up ``k``) or ``chosen`` (per blackbox the report card's choice, the second one the other
+    kind: ``benchmark.tables.surrogates``); ``seed_noise``: answers drawn among the recorded seeds."""
     from benchmark.files import atomic_write_text
     from benchmark.tables.replay import blackboxes
 
@@ -573,10 +620,11 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
         for box in blackboxes(path):
             boxes.append(box)
             sources[box.name] = Path(path).name
-    surrogates = [Surrogate.fit(b) for b in boxes]
-    holdouts = [s.holdout() for s in surrogates]
+    if surrogate not in ("knn", "chosen"):
+        raise BenchError(f"--surrogate {surrogate!r}: knn or chosen")
+    surrogates, holdouts, others = _surrogates(boxes, surrogate)
     for box, h in zip(boxes, holdouts):
-        log(f"{box.name}: {len(box.configs)} configs x {box.max_epochs} epoch(s); surrogate k={h['k']}, "
+        log(f"{box.name}: {len(box.configs)} configs x {box.max_epochs} epoch(s); surrogate {h['k']}, "
             f"held-out MAE {h['mae']:.4f} ({h['relative']:.2f} of the spread), Spearman {h['spearman']:.3f}")
     method_list = methods(samplers, schedulers)
 
@@ -585,25 +633,27 @@ def build(tables: Sequence[Path], out: Path, *, samplers: Sequence[str] = SAMPLE
             log(f"  {n}/{total} replays, {time.perf_counter() - t0:.0f} s")
 
     grid = run_grid(boxes, method_list, seeds=seeds, trials=trials, workers=workers, jobs=jobs,
-                    surrogates=surrogates, cache=cache, progress=progress)
+                    surrogates=surrogates, cache=cache, progress=progress, seed_noise=seed_noise)
     check = confirmed = None
     if stability:
-        other = [Surrogate.fit(b, place=1) for b in boxes]
-        log("stability: the same replays with a second surrogate per blackbox (the runner-up k)")
+        other = others()
+        log("stability: the same replays with a second surrogate per blackbox")
         again = [m for m in method_list if stability_samplers is None or m.sampler in stability_samplers]
         left_out = list(dict.fromkeys(m.sampler for m in method_list if m not in again))
         alt = run_grid(boxes, again, seeds=seeds, trials=trials, workers=workers, jobs=jobs, surrogates=other,
-                       cache=cache, progress=progress)
+                       cache=cache, progress=progress, seed_noise=seed_noise)
         base = grid.only(again)
         a, b = mean_ranks(base)[:, -1], mean_ranks(alt)[:, -1]
         found, confirmed = significant(base), significant(alt)
         total, kept, flipped = agreement(found, confirmed)
         pooled = found[None]
-        errors = ", ".join(f"{s.k} ({s.holdout()['mae']:.4f})" for s in other)
+        errors = ", ".join(f"{_label(s)} ({s.holdout()['mae'] if isinstance(s, Surrogate) else float('nan'):.4f})"
+                           for s in other) if surrogate == "knn" else ", ".join(_label(s) for s in other)
         among = " among them" if left_out else ""
         check = (
-            f"the same replays with a second surrogate per blackbox, the k of the next-least held-out error "
-            f"(k and its MAE, in the table's order: {errors})"
+            (f"the same replays with a second surrogate per blackbox, the k of the next-least held-out error "
+             f"(k and its MAE, in the table's order: {errors})" if surrogate == "knn" else
+             f"the same replays with the other surrogate per blackbox (in the table's order: {errors})")
             + (f", of every method but {', '.join(left_out)} (whose differences rest on the first surrogate alone; "
                f"the ranks below are among the others)" if left_out else "")
             + f". Of the {total} significant differences{among} per "
