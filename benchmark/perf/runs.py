@@ -2,6 +2,7 @@
 without publishing to a board): runner cost (2) and memory (4). See :mod:`benchmark.perf`."""
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
@@ -90,6 +91,10 @@ def runner_cost(*, trials: int, n: int, root: Path, rounds: int = 2) -> Comparis
 
     default = os.cpu_count() or 1  # what `bench run` picks on a local Ray with 1 CPU per trial
     session.init_ray(_spec(root, "cost", tasks=(task_name,), models=(model_name,)))  # both sides share it
+    # this process already holds the earlier rows' objects; a user's driver does not: keep them out of the
+    # garbage collector's passes, which both sides' per-trial allocations trigger
+    gc.collect()
+    gc.freeze()
     rows, best = [optuna_row], {}
     for concurrency in sorted({1, default}):
         for r in range(rounds):
@@ -119,7 +124,9 @@ def runner_cost(*, trials: int, n: int, root: Path, rounds: int = 2) -> Comparis
         "bench run adds its journal (every suggest and tell written to `optuna.journal`), trial log, progress "
         "line and records. Start-up is excluded on both sides by timing from the first result's arrival at the "
         "driver to the last one's: per trial = first_to_last_s / (N - 1); wall_s is the whole `tuner.fit()` "
-        f"(Ray's actor start-up included). {rounds} round(s) per side and concurrency, alternating which side goes "
+        f"(Ray's actor start-up included). The objects this process made before (the earlier rows) are frozen "
+        "out of the garbage collector's way first (`gc.freeze`), as a fresh driver has none. "
+        f"{rounds} round(s) per side and concurrency, alternating which side goes "
         "first; the verdict takes each side's fastest round. vs_script_best: a row's time per trial over the "
         "script's fastest at the same concurrency. Plain Optuna (`study.optimize` in this process, study in "
         "memory) is the reference line: what Ray Tune itself costs per trial.")
