@@ -142,3 +142,21 @@ def test_a_recording_run_keeps_its_points_seed_fixed_values_and_costs(tmp_path, 
     assert len(frame) == 6 and (frame.seed == 7).all()
     per_trial = frame.groupby("trial_id")["cost.parameters"].nunique()
     assert (per_trial == 1).all()  # one value per trial, on each of its rows
+
+
+def test_the_repeated_points_are_the_first_completed_configs_of_the_table_search(tmp_path):
+    from test_tabular import TASK, space_config, trial, write_run, write_study
+
+    from benchmark.errors import BenchError
+    from benchmark.tables import record
+
+    run = tmp_path / "table-x"
+    write_run(run, ("resnet15",))
+    trials = [trial(f"t{i}", space_config("resnet15", lr=1e-3 * (1 + i)), [0.6, 0.7, 0.8]) for i in range(5)]
+    trials[1] = trial("t1", space_config("resnet15", lr=9e-3), [], status="failed", error="DivergedError: nan")
+    write_study(run, "resnet15", trials)
+    points = record.first_points(run, TASK, "resnet15", 3)
+    assert [p["lr"] for p in points] == [1e-3, 3e-3, 4e-3]  # t0, t2, t3: the failed t1 is not repeated
+    assert "epochs" not in points[0] and "lr" in points[0]  # the searched parameters only
+    with pytest.raises(BenchError, match="4 completed trials, fewer than the 5"):
+        record.first_points(run, TASK, "resnet15", 5)
