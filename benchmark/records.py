@@ -39,7 +39,7 @@ RUN, TRIALS, RESULT, LOG = "run.json", "trials.json", "result.json", "trials.jso
 SPACE = "space.yaml"  # a study directory's copy of the space it searched (benchmark.search_space.SearchSpace.dump)
 ROC, JOURNAL, TUNE_DIR = "roc.npz", "optuna.journal", "tune"
 STATUSES = ("completed", "pruned", "failed")
-COST = "cost."  # the prefix of a trial's measured costs (benchmark.models.costs.KEYS)
+COST = "cost."  # the prefix of a trial's measured costs (benchmark.costs.KEYS)
 #: How a rejected file is fixed: its run directory was written by another hepbench version.
 REBUILD = "rerun the search with this version (`bench run ... --name NEW`)"
 

@@ -74,8 +74,10 @@ def test_optuna_dashboard_follows_a_running_search(tmp_path):
         assert run.returncode == 0, out
         study = _get(port, "/api/studies")["study_summaries"][0]
         assert study["study_name"] == "ee_gamma-naive_bayes"
-        final = _get(port, f"/api/studies/{sid}")["trials"]
-        assert sum(t["state"] == "Complete" for t in final) == n_trials
+        # the dashboard caches a study's trials for a couple of seconds: the last ones appear within them
+        done = lambda: n_trials if sum(t["state"] == "Complete" for t in _get(port, f"/api/studies/{sid}")["trials"]) \
+            == n_trials else None
+        assert _wait_for(done, 30, f"all {n_trials} trials on the dashboard") == n_trials
     finally:
         if run.poll() is None:
             run.kill()

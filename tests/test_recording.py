@@ -14,7 +14,7 @@ from benchmark import metrics
 from benchmark.data import Sizes, Source, Split, prepare
 from benchmark.devices import DevicePlan
 from benchmark.models import create_model
-from benchmark.models import costs as cost_module
+from benchmark import costs as cost_module
 from benchmark.tasks import get_task
 
 

@@ -35,7 +35,7 @@ class RunSpec:
     train_seed: int | None = None  # the trials' training seed alone (None: ``seed``): seed repeats on the same data
     points: tuple[Mapping[str, object], ...] = ()  # configs the search evaluates first (None: the model's defaults)
     fixed: Mapping[str, object] = dataclasses.field(default_factory=dict)  # --fix KEY=VALUE: fixed in each space
-    costs: bool = False  # measure every trial's parameters, FLOPs and latency (benchmark.models.costs)
+    costs: bool = False  # measure every trial's parameters, FLOPs and latency (benchmark.costs)
     name: str = ""
     resume: bool = False
     repeats: int = 1

@@ -73,9 +73,9 @@ def tagged_search(space, sampler: str, seed: int, study_name: str, study_dir: Pa
 
 def trial(config: dict, *, model_name: str, prep: dict, seed: int, costs: bool = False) -> None:
     """One Tune trial: build the model from its config, train, report every epoch; with ``costs``, the
-    config's parameters, FLOPs and latency (``benchmark.models.costs``, measured first) in every report."""
+    config's parameters, FLOPs and latency (``benchmark.costs``, measured first) in every report."""
     from benchmark.models import create_model
-    from benchmark.models.costs import measure
+    from benchmark.costs import measure
 
     prepared = data.prepare_shared(**prep)
     train, val = prepared.split(data.Split.TRAIN), prepared.split(data.Split.VAL)

@@ -89,7 +89,7 @@ def tables_page(tables_dir: Path) -> str:
                    "forest final Spearman / Kendall / MAE / R^2", "forest curve Spearman / R^2", "chosen",
                    "noise ceiling (configs)"], *cards]),
         *(["\n## Costs\n",
-           "Per configuration, measured before it trained (`bench run --costs`, `benchmark.models.costs`): "
+           "Per configuration, measured before it trained (`bench run --costs`, `benchmark.costs`): "
            "parameters, training FLOPs per sample (torch's FLOP counter: matrix products and convolutions, forward "
            "and backward), and inference latency per sample at batch 1 and 256 (median of repeats, the network "
            "alone in eval mode, on the trial's one CPU thread while the other trial trained): the range over the "

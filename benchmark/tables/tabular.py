@@ -10,7 +10,7 @@ that failed before its first epoch is one row with an empty epoch, so every tria
     source, data_hash, n_train        the evaluation data as the leaderboard keys it, and the training rows
     precision, trial_id, seed, status, retries, error
     config.<key>                      every hyperparameter of the trial's config, fixed ones included
-    cost.<key>                        its measured costs, with ``bench run --costs`` (benchmark.models.costs):
+    cost.<key>                        its measured costs, with ``bench run --costs`` (benchmark.costs):
                                       parameters, train_flops_per_sample, latency_b1_s, latency_b256_s, device
     epoch                             the fidelity: the step the row reports (1 .. the config's epochs)
     val_auc                           the objective (OBJECTIVE, maximised)
