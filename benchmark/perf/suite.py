@@ -46,7 +46,7 @@ COMPARISONS = ("throughput", "precision", "runner", "search", "memory", "blackbo
 
 @dataclasses.dataclass(frozen=True)
 class PerfSizes:
-    """Input sizes of ``bench perf``. :data:`FULL` is the published run (8 to 10 min on 2 idle CPU cores),
+    """Input sizes of ``bench perf``. :data:`FULL` is the published run (7 to 13 min on 2 idle AMD EPYC cores),
     :data:`QUICK` the CI-sized one (checks that everything runs; its numbers mean little)."""
 
     samples: int = 1200  # throughput: synthetic samples per task (70 % train, 15 % validation)
