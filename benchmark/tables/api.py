@@ -170,9 +170,11 @@ class Benchmark:
 
     @property
     def objectives(self) -> dict[str, str]:
-        """Every metric an answer carries and whether it is maximised or minimised."""
+        """Every metric an answer carries and whether it is maximised or minimised: per epoch (``metrics``)
+        and per configuration (``costs``: parameters, FLOPs, latencies, all minimised)."""
         cols = ["val_auc", "best_val_auc", *self.metric_columns, "wall_s", "cum_wall_s"]
-        return {c: DIRECTIONS.get(c, "min" if "loss" in c else "max") for c in dict.fromkeys(cols)}
+        out = {c: DIRECTIONS.get(c, "min" if "loss" in c else "max") for c in dict.fromkeys(cols)}
+        return {**out, **{c: "min" for c in self.cost_columns if c != "cost.device"}}
 
     def distributions(self) -> dict[str, Any]:
         """The searched parameters as Optuna distributions (conditional ones included, unconditioned)."""
