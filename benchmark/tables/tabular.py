@@ -279,9 +279,11 @@ def _studies_meta(studies: list[_Study]) -> dict[str, Any]:
             key = json.dumps(entry, sort_keys=True, default=str)
             spaces.setdefault(key, {**entry, "runs": []})["runs"].append(s.run_dir.name)
         keys = dict.fromkeys(CONFIG + k for s in mine for t in s.trials for k in t.config)
+        # what recording it cost: every trial's wall time times its CPUs (as its run's spec asked for them)
+        cpu_hours = sum((t.wall_s or 0.0) * float(s.spec.get("cpus_per_trial", 1.0)) for s in mine for t in s.trials) / 3600
         out[name] = {"model": r.model, "recipe": r.recipe, "runs": [s.run_dir.name for s in mine],
                      "config_columns": list(keys), "fidelity": _fidelity_meta(cls, mine),
-                     "spaces": list(spaces.values()),
+                     "spaces": list(spaces.values()), "cpu_hours": round(cpu_hours, 3),
                      # each run's search as its result.json has it: the search's own wall time (Ray's start-up
                      # and the test evaluation left out), the best trial's validation and test AUC
                      "searches": [{"run": s.run_dir.name, "search_wall_s": s.result.search_wall_s,
