@@ -41,8 +41,8 @@ def tables_page(tables_dir: Path) -> str:
                                                         for c in meta.get("metric_columns", ())),
                                       "wall_s (min)"] + (["cost.* (min)"] if meta.get("cost_columns") else []))])
             if (card := report_card(box)) is not None:
-                cards.append(_card_row(box.name, card))
-            costs += _cost_rows(box.name, path, box.study)
+                cards.append(_card_row(names[-1], card))
+            costs += _cost_rows(names[-1], path, box.study)
     return "\n".join([
         "# Recorded tables\n",
         "Replayed by `bench replay` / `bench compare` (README: *Comparing optimisers on the recorded tables*): random "
@@ -59,7 +59,7 @@ def tables_page(tables_dir: Path) -> str:
                    "search wall time", "CPU-hours", "test AUC of the best", "configs with more seeds", "recorded on"],
                   *rows]),
         "\nSearch wall time: the search alone (2 trials at a time on 2 cores), without Ray's start-up and the test "
-        "evaluation; CPU-hours: every recorded epoch's wall time (what a replay simulates) times the trial's one "
+        "evaluation (of its last sitting, for a search resumed after an interruption); CPU-hours: every recorded epoch's wall time (what a replay simulates) times the trial's one "
         "CPU, seed repeats included.\n",
         "## Loading a blackbox\n",
         "Every study above is a blackbox of `benchmark.tables.api` (README: *The tables as benchmarks*), named "
