@@ -90,16 +90,19 @@ class Blackbox:
 
     def noise_ceiling(self) -> dict[str, float] | None:
         """How well one training seed ranks the repeated configs as another does: the Spearman correlation
-        of the final best validation AUC between the first two repeat seeds (and between the first seed and
-        each repeat), over the configs recorded with 3 seeds or more; None without such configs."""
+        of the final best validation AUC between the first two repeat seeds where every repeated config has
+        two (between the first seed and its repeat where they have one), over the configs with repeats;
+        None with fewer than 3 such configs."""
         from scipy.stats import spearmanr
 
-        rows = [self.seed_curves(i)[0].max(axis=1) for i in self.repeats if len(self.repeats[i][0]) >= 2]
+        rows = [self.seed_curves(i)[0].max(axis=1) for i in sorted(self.repeats) if len(self.repeats[i][0])]
         if len(rows) < 3:
             return None
-        finals = np.array([r[:3] for r in rows])
-        return {"configs": len(rows), "spearman": float(spearmanr(finals[:, 1], finals[:, 2]).statistic),
-                "spearman_first": float(np.mean([spearmanr(finals[:, 0], finals[:, j]).statistic for j in (1, 2)])),
+        width = min(len(r) for r in rows)
+        finals = np.array([r[:width] for r in rows])
+        a, b = (1, 2) if width >= 3 else (0, 1)
+        return {"configs": len(rows), "seeds": width, "spearman": float(spearmanr(finals[:, a], finals[:, b]).statistic),
+                "spearman_first": float(np.mean([spearmanr(finals[:, 0], finals[:, j]).statistic for j in range(1, width)])),
                 "seed_sd": float(finals.std(axis=1, ddof=1).mean())}
 
 
