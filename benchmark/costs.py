@@ -16,7 +16,6 @@ them as ``cost.*`` columns.
 """
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 
@@ -36,12 +35,9 @@ def device_name(plan) -> str:
     """The device a latency was measured on, in words: the GPU's name, or the CPU's and its threads."""
     if plan.is_cuda:
         return torch.cuda.get_device_name(torch.device(plan.device))
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from benchmark.environment import cpu_model
+
+    cpu = cpu_model()
     return f"{cpu} ({plan.threads} thread{'s' if plan.threads != 1 else ''})"
 
 

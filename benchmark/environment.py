@@ -30,7 +30,7 @@ def hardware() -> dict[str, Any]:
     """CPU model and cores, memory, GPUs, OS and Python. Imports torch only to count CUDA devices."""
     memory = total_memory()
     names = gpu_names()
-    return {"cpu": _cpu_model(), "machine": platform.machine(), "cpus": os.cpu_count(),
+    return {"cpu": cpu_model(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "memory_gib": memory / 2**30 if memory else None, "gpus": len(names),
             "gpu_names": ", ".join(names) or "none", "platform": platform.platform(),
@@ -55,7 +55,8 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

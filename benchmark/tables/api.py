@@ -41,6 +41,7 @@ import numpy as np
 
 from benchmark.errors import BenchError
 from benchmark.search_space import SearchSpace
+from benchmark.tables.replay import plain_value
 
 TABLES = Path(__file__).resolve().parents[2] / "leaderboard" / "tables"
 #: The answer's metrics besides the table's own metric columns, and their directions.
@@ -128,11 +129,11 @@ class Benchmark:
         for (_, _, _), trial in rows.groupby(list(tabular.TRIAL), sort=True):
             trial = trial.sort_values(tabular.FIDELITY)
             first = trial.iloc[0]
-            config = {p.name: _plain(first.get(tabular.CONFIG + p.name)) for p in self._searched}
+            config = {p.name: plain_value(first.get(tabular.CONFIG + p.name)) for p in self._searched}
             self._rows.setdefault((_key(config), int(first.seed)), _Trial(
                 {k: v for k, v in config.items() if v is not None},
                 {c: trial[c].to_numpy(dtype=float) for c in ("val_auc", "wall_s", *self.metric_columns)},
-                {c: _plain(first[c]) for c in self.cost_columns}))
+                {c: plain_value(first[c]) for c in self.cost_columns}))
         self._seeds: dict[str, list[int]] = {}
         for k, seed in sorted(self._rows):
             self._seeds.setdefault(k, []).append(seed)
@@ -355,14 +356,8 @@ class _Trial:
 
 
 def _key(config: Mapping[str, Any]) -> str:
-    return json.dumps({k: _plain(v) for k, v in sorted(config.items()) if _plain(v) is not None}, sort_keys=True,
+    return json.dumps({k: plain_value(v) for k, v in sorted(config.items()) if plain_value(v) is not None}, sort_keys=True,
                       default=str)
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    return None if isinstance(v, float) and math.isnan(v) else v
 
 
 # --- adapters ---------------------------------------------------------------------------------------

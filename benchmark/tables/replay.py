@@ -167,7 +167,7 @@ def _blackbox(path: Path, frame, meta: Mapping[str, Any], study: str) -> Blackbo
         # a trial that ended by its own patience before its budget: its last value holds, at no more cost
         curve, wall = np.pad(values, (0, epochs - len(values)), mode="edge"), np.pad(wall, (0, epochs - len(wall)))
         first = trial.iloc[0]
-        config = {k: _plain(first[tabular.CONFIG + k]) for k in searched if tabular.CONFIG + k in trial}
+        config = {k: plain_value(first[tabular.CONFIG + k]) for k in searched if tabular.CONFIG + k in trial}
         key = json.dumps(config, sort_keys=True, default=str)
         if key in index:
             repeats.setdefault(index[key], []).append((curve, wall))
@@ -185,7 +185,8 @@ def _blackbox(path: Path, frame, meta: Mapping[str, Any], study: str) -> Blackbo
                     repeats={i: (np.array([c for c, _ in r]), np.array([t for _, t in r])) for i, r in repeats.items()})
 
 
-def _plain(v: Any) -> Any:
+def plain_value(v: Any) -> Any:
+    """A table cell as plain Python: numpy scalars unwrapped, NaN (an empty cell) as None."""
     if isinstance(v, np.generic):
         v = v.item()
     return None if isinstance(v, float) and math.isnan(v) else v
